@@ -1,0 +1,52 @@
+"""Start-up validation: misconfiguration stops the server before the first request."""
+
+from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
+
+PLACEHOLDER_PREFIXES = ("change-me", "changeme", "your-internal-key", "your-secret-key")
+
+
+def _is_placeholder(value: str) -> bool:
+    lowered = value.strip().lower()
+    return not lowered or lowered.startswith(PLACEHOLDER_PREFIXES)
+
+
+def settings_problems() -> list[str]:
+    """Every reason the current settings cannot serve; empty when they can."""
+    problems: list[str] = []
+    if not settings.DEBUG:
+        if _is_placeholder(settings.INTERNAL_API_KEY):
+            problems.append(
+                "AGENT_RUNTIME__INTERNAL_API_KEY is empty or a placeholder; set a real secret "
+                "(or AGENT_RUNTIME__DEBUG=true for local development)."
+            )
+        if _is_placeholder(settings.SECRET_KEY):
+            problems.append(
+                "AGENT_RUNTIME__SECRET_KEY is empty or a placeholder; set a real secret."
+            )
+    for name in ("LLM_CLIENT",):
+        try:
+            import_string(getattr(settings, name))
+        except ImportError as exc:
+            problems.append(
+                f"AGENT_RUNTIME__{name}: cannot import {getattr(settings, name)!r}: {exc}"
+            )
+    if not settings.LLM_PROXY_URL.startswith(("http://", "https://")):
+        problems.append("AGENT_RUNTIME__LLM_PROXY_URL must be an http(s) URL.")
+    return problems
+
+
+def validate_settings() -> None:
+    """Raise ImproperlyConfigured listing every problem; called when the ASGI app is built."""
+    problems = settings_problems()
+    if problems:
+        raise ImproperlyConfigured("Agent Runtime cannot start:\n- " + "\n- ".join(problems))
+
+
+@checks.register(checks.Tags.security)
+def runtime_settings_check(
+    app_configs: object = None, **kwargs: object
+) -> list[checks.CheckMessage]:
+    return [checks.Error(p, id="agent_runtime.E001") for p in settings_problems()]

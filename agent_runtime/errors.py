@@ -1,0 +1,117 @@
+"""The runtime's one error format: an exception with a ``code`` and an HTTP status.
+
+Every non-2xx response is ``{"detail": ..., "code": ..., ["errors": [...]]}``; the mapping
+to JSON lives in :func:`error_response` and nowhere else.
+"""
+
+from typing import Any
+
+from django.http import JsonResponse
+
+
+class AgentRuntimeError(Exception):
+    """Base of every error the runtime reports to a client."""
+
+    code = "internal_error"
+    status = 500
+    detail = "Internal error."
+
+    def __init__(self, detail: str | None = None, *, errors: list[dict[str, Any]] | None = None):
+        self.detail = detail or self.detail
+        self.errors = errors
+        super().__init__(self.detail)
+
+    def as_dict(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"detail": self.detail, "code": self.code}
+        if self.errors is not None:
+            body["errors"] = self.errors
+        return body
+
+
+class Unauthorized(AgentRuntimeError):
+    code, status, detail = "unauthorized", 401, "Missing or invalid X-Internal-Auth header."
+
+
+class NotFound(AgentRuntimeError):
+    code, status, detail = "not_found", 404, "Not found."
+
+
+class MethodNotAllowed(AgentRuntimeError):
+    code, status, detail = "method_not_allowed", 405, "Method not allowed."
+
+
+class Conflict(AgentRuntimeError):
+    code, status, detail = "conflict", 409, "Conflict."
+
+
+class SessionBusy(Conflict):
+    code, detail = "session_busy", "A turn is already running in this session."
+
+
+class PayloadTooLarge(AgentRuntimeError):
+    code, status, detail = "payload_too_large", 413, "Request body is too large."
+
+
+class UnsupportedMediaType(AgentRuntimeError):
+    code, status, detail = "unsupported_media_type", 415, "Body must be application/json."
+
+
+class InvalidRequest(AgentRuntimeError):
+    code, status, detail = "invalid_request", 422, "Invalid request."
+
+
+class Unavailable(AgentRuntimeError):
+    code, status, detail = "unavailable", 503, "The database cannot be reached."
+
+
+def error_response(error: AgentRuntimeError) -> JsonResponse:
+    return JsonResponse(error.as_dict(), status=error.status)
+
+
+class UpstreamError(AgentRuntimeError):
+    """The language model server failed; reported in an ``error`` event once streaming began."""
+
+    code, status, detail = "upstream_error", 502, "The language model server failed."
+    #: Whether trying again may help (only ever done before the first token).
+    retryable = False
+
+    def __init__(self, detail: str | None = None, *, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
+
+
+class UpstreamUnavailable(UpstreamError):
+    code, detail, retryable = (
+        "upstream_unavailable",
+        "The language model server is unreachable.",
+        True,
+    )
+
+
+class UpstreamTimeout(UpstreamError):
+    code, detail = "upstream_timeout", "The language model server stopped responding."
+
+
+class UpstreamRateLimited(UpstreamError):
+    code, detail, retryable = (
+        "upstream_rate_limited",
+        "The language model server is rate limiting.",
+        True,
+    )
+
+
+class UpstreamHTTPError(UpstreamError):
+    code = "upstream_http_error"
+
+    def __init__(self, status_code: int, detail: str, *, retry_after: float | None = None) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.status_code = status_code
+        self.retryable = status_code >= 500
+
+
+class UpstreamProtocolError(UpstreamError):
+    code, detail = "upstream_protocol_error", "The language model server sent a malformed stream."
+
+
+class UpstreamDisconnected(UpstreamError):
+    code, detail = "upstream_disconnected", "The language model server closed the stream early."

@@ -1,0 +1,42 @@
+"""Parsing a JSON request body into a Pydantic model, with the runtime's error codes."""
+
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.http import HttpRequest
+from pydantic import TypeAdapter, ValidationError
+
+from agent_runtime.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+
+T = TypeVar("T")
+
+
+def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic's errors as ``[{"field", "message", "type"}]``, without the union tag."""
+    errors = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc = [str(part) for part in error["loc"]]
+        if loc and loc[0] in ("user_message", "tool_result"):
+            loc = loc[1:]
+        field = ".".join(loc) or ("type" if error["type"] == "invalid_type" else "body")
+        errors.append({"field": field, "message": error["msg"], "type": error["type"]})
+    return errors
+
+
+def parse_json_body(request: HttpRequest, adapter: TypeAdapter[T]) -> T:
+    """Validate ``request.body`` as JSON for ``adapter``: 415, 413 or 422 when it is not."""
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType()
+    length = request.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > settings.MAX_BODY_BYTES:
+        raise PayloadTooLarge()
+    body = request.body  # Django raises RequestDataTooBig past DATA_UPLOAD_MAX_MEMORY_SIZE
+    if len(body) > settings.MAX_BODY_BYTES:
+        raise PayloadTooLarge()
+    try:
+        return adapter.validate_json(body)
+    except ValidationError as exc:
+        errors = validation_errors(exc)
+        if any(e["type"] == "json_invalid" for e in errors):
+            raise InvalidRequest("Body is not valid JSON.", errors=errors) from None
+        raise InvalidRequest("Invalid request body.", errors=errors) from None

@@ -1,0 +1,120 @@
+"""``manage.py devserver``: the whole service on its embedded defaults, for a first look.
+
+Applies migrations (SQLite by default), starts the development LLM, and serves the runtime
+with uvicorn on port 8001. Development only: it turns DEBUG on and takes any variable that
+neither the environment nor ``.env`` sets from ``.env.example``.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Run migrations, the development LLM and the runtime (port 8001) together."
+    requires_system_checks: list[str] = []  # it supplies development values first
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8001)
+        parser.add_argument("--llm-port", type=int, default=8002)
+        parser.add_argument(
+            "--no-llm",
+            action="store_true",
+            help="Do not start the development LLM; use AGENT_RUNTIME__LLM_PROXY_URL as set.",
+        )
+
+    def handle(self, *args: object, **options: object) -> None:
+        child_env = dict(os.environ)
+        child_env.update(_example_values(Path(settings.BASE_DIR) / ".env.example", child_env))
+        child_env["AGENT_RUNTIME__DEBUG"] = "true"
+        children: list[subprocess.Popen[bytes]] = []
+        try:
+            call_command("migrate", interactive=False, verbosity=0)
+            self.stdout.write(
+                self.style.SUCCESS(f"Database ready: {settings.DATABASES['default']['NAME']}")
+            )
+            if not options["no_llm"]:
+                llm_port = int(options["llm_port"])  # type: ignore[call-overload]
+                child_env["AGENT_RUNTIME__LLM_PROXY_URL"] = f"http://127.0.0.1:{llm_port}"
+                children.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "devllm", "--port", str(llm_port)], env=child_env
+                    )
+                )
+                _wait_for(f"http://127.0.0.1:{llm_port}/health", children[-1])
+            children.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "uvicorn",
+                        "agent_runtime.asgi:application",
+                        "--host",
+                        str(options["host"]),
+                        "--port",
+                        str(options["port"]),
+                        "--no-access-log",
+                        "--lifespan",
+                        "off",
+                    ],
+                    env=child_env,
+                )
+            )
+            _wait_for(f"http://{options['host']}:{options['port']}/health", children[-1])
+            key = child_env.get("AGENT_RUNTIME__INTERNAL_API_KEY", "")
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Agent Runtime on http://{options['host']}:{options['port']} "
+                    f"(X-Internal-Auth: {key}). Ctrl-C stops it."
+                )
+            )
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+            raise CommandError("A child process exited; stopping.")
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGINT)
+            for child in children:
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+
+
+def _example_values(example: Path, env: dict[str, str]) -> dict[str, str]:
+    """``KEY=value`` lines of ``.env.example`` that ``env`` does not set yet."""
+    values: dict[str, str] = {}
+    if not example.exists():
+        return values
+    for line in example.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#") and "=" in line:
+            key, value = line.split("=", 1)
+            if key not in env:
+                values[key.strip()] = value.strip()
+    return values
+
+
+def _wait_for(url: str, child: "subprocess.Popen[bytes]", timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise CommandError(f"{child.args!r} exited with code {child.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise CommandError(f"{url} did not answer within {timeout:.0f}s")

@@ -1,0 +1,16 @@
+from django.contrib import admin
+from django.urls import path, re_path
+
+from agent_runtime import views
+from streaming import views as streaming_views
+
+urlpatterns = [
+    path("health", views.health),
+    path("agent/message/stream", streaming_views.message_stream),
+    path("admin/", admin.site.urls),
+    # Unknown paths answer with the JSON error body, whatever DEBUG says.
+    re_path(r"^(?!admin/)", views.not_found),
+]
+
+handler404 = "agent_runtime.views.not_found"
+handler500 = "agent_runtime.views.server_error"

@@ -1,0 +1,261 @@
+"""The one owner of the upstream HTTP client: OpenAI-compatible ``/v1/chat/completions``.
+
+One pooled ``httpx.AsyncClient`` per process, built from settings on first use. The upstream
+SSE is parsed by ``httpx-sse``; transport failures become the runtime's ``Upstream*`` errors.
+Which class serves is the ``LLM_CLIENT`` dotted path (tests and benchmarks swap it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+
+import httpx
+import orjson
+from django.conf import settings
+from django.utils import timezone
+from django.utils.module_loading import import_string
+from httpx_sse import EventSource, SSEError
+
+from agent_runtime.errors import (
+    UpstreamDisconnected,
+    UpstreamError,
+    UpstreamHTTPError,
+    UpstreamProtocolError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class ContentDelta:
+    text: str
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    """A fragment of one tool call; fragments of a call share ``index``."""
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(slots=True)
+class StreamEnd:
+    finish_reason: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    model: str = ""
+
+
+Delta = ContentDelta | ToolCallDelta | StreamEnd
+
+
+class ChatClient(Protocol):
+    def stream_chat(
+        self, *, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> AsyncIterator[Delta]: ...
+
+    async def aclose(self) -> None: ...
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - timezone.now()).total_seconds())
+    except (TypeError, ValueError):
+        return None
+
+
+class OpenAIChatClient:
+    """Streams chat completions from an OpenAI-compatible server (vLLM, LiteLLM, Ollama...)."""
+
+    def __init__(self) -> None:
+        base = settings.LLM_PROXY_URL.rstrip("/")
+        # Accept a base URL with or without /v1; never send /v1/v1.
+        self.url = (base if base.endswith("/v1") else base + "/v1") + "/chat/completions"
+        self.model = settings.LLM_MODEL
+        headers = {"Accept": "text/event-stream"}
+        if settings.LLM_API_KEY:
+            headers["Authorization"] = f"Bearer {settings.LLM_API_KEY}"
+        if settings.LLM_PROXY_KEY:
+            headers["X-Internal-Auth"] = settings.LLM_PROXY_KEY
+        self.total_timeout = settings.LLM_TOTAL_TIMEOUT
+        self.include_usage = settings.LLM_INCLUDE_USAGE
+        self.extra_params: dict[str, Any] = {}
+        if settings.LLM_TEMPERATURE is not None:
+            self.extra_params["temperature"] = settings.LLM_TEMPERATURE
+        if settings.LLM_MAX_TOKENS is not None:
+            self.extra_params["max_tokens"] = settings.LLM_MAX_TOKENS
+        self.http = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(
+                connect=settings.LLM_CONNECT_TIMEOUT,
+                read=settings.LLM_READ_TIMEOUT,
+                write=settings.LLM_CONNECT_TIMEOUT,
+                pool=settings.LLM_CONNECT_TIMEOUT,
+            ),
+            limits=httpx.Limits(
+                max_connections=settings.LLM_MAX_CONNECTIONS,
+                max_keepalive_connections=settings.LLM_MAX_CONNECTIONS,
+            ),
+        )
+
+    def request_body(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": messages, "stream": True}
+        if self.include_usage:
+            body["stream_options"] = {"include_usage": True}
+        if tools:
+            body["tools"] = tools
+        body.update(self.extra_params)
+        return body
+
+    async def stream_chat(
+        self, *, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> AsyncIterator[Delta]:
+        """Yield deltas as they arrive; leaving the loop early closes the upstream connection."""
+        content = orjson.dumps(self.request_body(messages, tools))
+        request = self.http.build_request(
+            "POST", self.url, content=content, headers={"Content-Type": "application/json"}
+        )
+        try:
+            response = await self.http.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            # A connect timeout may be retried; a read timeout before the headers may not.
+            if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+                raise UpstreamUnavailable(
+                    "Timed out connecting to the language model server."
+                ) from exc
+            raise UpstreamTimeout() from exc
+        except httpx.TransportError as exc:
+            raise UpstreamUnavailable() from exc
+        try:
+            if response.status_code != 200:
+                await self._raise_for_status(response)
+            async for delta in self._deltas(response):
+                yield delta
+        finally:
+            # Closing the response closes the connection: that is how the model server learns
+            # to stop generating when our client goes away.
+            await response.aclose()
+
+    async def _raise_for_status(self, response: httpx.Response) -> None:
+        try:
+            body = (await response.aread())[:500].decode(errors="replace")
+        except httpx.TransportError:
+            body = ""
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        if response.status_code == 429:
+            raise UpstreamRateLimited(retry_after=retry_after)
+        raise UpstreamHTTPError(
+            response.status_code,
+            f"The language model server answered HTTP {response.status_code}: {body}".strip(),
+            retry_after=retry_after,
+        )
+
+    async def _deltas(self, response: httpx.Response) -> AsyncIterator[Delta]:
+        loop_time = asyncio.get_running_loop().time
+        deadline = loop_time() + self.total_timeout
+        finish_reason: str | None = None
+        usage: dict[str, int] = {}
+        model = ""
+        try:
+            async for sse in EventSource(response).aiter_sse():
+                if loop_time() > deadline:
+                    raise UpstreamTimeout("The language model call exceeded its total timeout.")
+                data = sse.data
+                if data == "[DONE]":
+                    yield StreamEnd(finish_reason, usage, model)
+                    return
+                if not data:
+                    continue
+                try:
+                    chunk = orjson.loads(data)
+                    if "error" in chunk:
+                        raise UpstreamHTTPError(
+                            200, f"The language model reported: {chunk['error']}"
+                        )
+                    choices = chunk.get("choices") or ()
+                    model = chunk.get("model") or model
+                    if chunk.get("usage"):
+                        usage = chunk["usage"]
+                    for choice in choices:
+                        delta = choice.get("delta") or {}
+                        text = delta.get("content")
+                        if text:
+                            yield ContentDelta(text)
+                        for call in delta.get("tool_calls") or ():
+                            function = call.get("function") or {}
+                            yield ToolCallDelta(
+                                index=call.get("index", 0),
+                                id=call.get("id"),
+                                name=function.get("name"),
+                                arguments=function.get("arguments") or "",
+                            )
+                        if choice.get("finish_reason"):
+                            finish_reason = choice["finish_reason"]
+                except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError) as exc:
+                    raise UpstreamProtocolError() from exc
+        except httpx.ReadTimeout as exc:
+            raise UpstreamTimeout() from exc
+        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
+            raise UpstreamDisconnected() from exc
+        except SSEError as exc:
+            raise UpstreamProtocolError(str(exc)) from exc
+        except httpx.TransportError as exc:
+            raise UpstreamDisconnected() from exc
+        # The body ended without [DONE]: some servers do that after a finish_reason.
+        if finish_reason is None:
+            raise UpstreamDisconnected()
+        yield StreamEnd(finish_reason, usage, model)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+
+_client: ChatClient | None = None
+
+
+def get_llm_client() -> ChatClient:
+    """The process's client, built from ``settings.LLM_CLIENT`` on first use."""
+    global _client
+    if _client is None:
+        _client = import_string(settings.LLM_CLIENT)()
+    return _client
+
+
+async def reset_llm_client() -> None:
+    """Close and forget the process's client (settings changed, or shutdown)."""
+    global _client
+    client, _client = _client, None
+    if client is not None:
+        await client.aclose()
+
+
+__all__ = [
+    "ChatClient",
+    "ContentDelta",
+    "Delta",
+    "OpenAIChatClient",
+    "StreamEnd",
+    "ToolCallDelta",
+    "UpstreamError",
+    "get_llm_client",
+    "reset_llm_client",
+]

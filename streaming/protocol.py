@@ -1,0 +1,121 @@
+"""The wire protocol (``shared/API.md``): request bodies and SSE events as Pydantic models."""
+
+from typing import Annotated, Any, Literal
+
+import orjson
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    StringConstraints,
+    Tag,
+    TypeAdapter,
+    model_validator,
+)
+
+SessionId = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9\-_.:@]+$")
+]
+ClientKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+NonBlank = Annotated[str, AfterValidator(_not_blank)]
+
+EventType = Literal["assistant_message", "tool_call", "tool_result", "error"]
+
+
+class _StreamRequestBase(BaseModel):
+    # Unknown fields are ignored (API.md); the parsed request is immutable.
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    session_id: SessionId
+    role: Literal["user"] = "user"
+    message_id: ClientKey | None = None
+
+
+class UserMessageRequest(_StreamRequestBase):
+    type: Literal["user_message"] = "user_message"
+    content: NonBlank
+
+
+class ToolResultRequest(_StreamRequestBase):
+    """A client-side tool's outcome: ``result`` (any JSON) or ``error`` (a string)."""
+
+    type: Literal["tool_result"]
+    call_id: ClientKey
+    result: Any = None
+    error: str | None = None
+
+    @model_validator(mode="after")
+    def _one_outcome(self) -> "ToolResultRequest":
+        if self.error is not None and self.result is not None:
+            raise ValueError("send either result or error, not both")
+        return self
+
+
+def _request_kind(value: Any) -> str:
+    kind = (
+        value.get("type", "user_message")
+        if isinstance(value, dict)
+        else getattr(value, "type", None)
+    )
+    return kind if isinstance(kind, str) else "invalid"
+
+
+StreamRequest = Annotated[
+    Annotated[UserMessageRequest, Tag("user_message")]
+    | Annotated[ToolResultRequest, Tag("tool_result")],
+    Discriminator(
+        _request_kind,
+        custom_error_type="invalid_type",
+        custom_error_message="type must be 'user_message' or 'tool_result'",
+    ),
+]
+stream_request_adapter: TypeAdapter[UserMessageRequest | ToolResultRequest] = TypeAdapter(
+    StreamRequest
+)
+
+
+class StreamEvent(BaseModel):
+    """One SSE ``data:`` payload."""
+
+    model_config = ConfigDict(frozen=True)
+
+    token: str
+    is_final: bool
+    type: EventType
+    metadata: dict[str, Any] | None = Field(default=None)
+
+    def to_json(self) -> bytes:
+        body: dict[str, Any] = {"token": self.token, "is_final": self.is_final, "type": self.type}
+        if self.metadata is not None:
+            body["metadata"] = self.metadata
+        return orjson.dumps(body)
+
+
+DONE_FRAME = b"data: [DONE]\n\n"
+PING_FRAME = b": ping\n\n"
+_TOKEN_HEAD = b'data: {"token":'
+_TOKEN_TAIL = b',"is_final":false,"type":"assistant_message"}\n\n'
+
+
+def event_frame(event_id: int, event: StreamEvent) -> bytes:
+    """Frame one validated event as ``id: <n>`` and ``data: <json>`` plus the blank line."""
+    return b"id: %d\ndata: " % event_id + event.to_json() + b"\n\n"
+
+
+def token_frame(event_id: int, token: str) -> bytes:
+    """The frame of ``StreamEvent(token=token, is_final=False, type="assistant_message")``.
+
+    The per-token hot path: the same bytes as :func:`event_frame` (a test holds the two
+    equal), without building a model per token.
+    """
+    return b"id: %d\n" % event_id + _TOKEN_HEAD + orjson.dumps(token) + _TOKEN_TAIL

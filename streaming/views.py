@@ -1,0 +1,38 @@
+"""HTTP views of the streaming API: parse, call the turn service, frame the output."""
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+
+from agent_runtime.errors import InvalidRequest, MethodNotAllowed, PayloadTooLarge
+from agent_runtime.json_body import parse_json_body
+from streaming.protocol import UserMessageRequest, stream_request_adapter
+from streaming.turns import turn_start
+
+
+class EventStreamResponse(StreamingHttpResponse):
+    """An SSE response whose async iterator Django consumes directly.
+
+    The frames are bytes already, so Django's per-chunk wrapper generators are skipped; and
+    Django's ``aclosing()`` then closes our generator itself on client disconnect.
+    """
+
+    def __init__(self, frames, **kwargs):  # type: ignore[no-untyped-def]
+        super().__init__(frames, content_type="text/event-stream", **kwargs)
+        self["Cache-Control"] = "no-cache"
+        self["X-Accel-Buffering"] = "no"
+
+    def __aiter__(self):  # type: ignore[no-untyped-def, override]
+        return self._iterator
+
+
+@csrf_exempt  # authenticated by X-Internal-Auth, not by a browser cookie
+async def message_stream(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        raise MethodNotAllowed()
+    body = parse_json_body(request, stream_request_adapter)
+    if not isinstance(body, UserMessageRequest):
+        raise InvalidRequest("Tool results are not supported yet.")
+    if len(body.content) > settings.MAX_MESSAGE_CHARS:
+        raise PayloadTooLarge(f"content is longer than {settings.MAX_MESSAGE_CHARS} characters.")
+    return EventStreamResponse(await turn_start(request=body))

@@ -1,0 +1,170 @@
+"""Real server processes for E2E tests: the development LLM and the runtime under uvicorn."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until_up(
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up:\n{log.read_text()[-3000:]}")
+
+
+@dataclass
+class ServerProcess:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log_text(self) -> str:
+        return self.log.read_text()
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    handle = log.open("wb")
+    return subprocess.Popen(args, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=BASE_DIR)
+
+
+@dataclass
+class DevLLM(ServerProcess):
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(base_url=self.url, timeout=10)
+
+    def reset(self) -> None:
+        self.client.post("/__dev__/reset").raise_for_status()
+
+    def script(self, *replies: dict[str, Any]) -> None:
+        self.client.post("/__dev__/script", json={"replies": list(replies)}).raise_for_status()
+
+    def configure(self, **values: Any) -> None:
+        self.client.post("/__dev__/config", json=values).raise_for_status()
+
+    def requests(self) -> list[dict[str, Any]]:
+        return self.client.get("/__dev__/requests").json()
+
+    def streams(self) -> list[dict[str, Any]]:
+        return self.client.get("/__dev__/streams").json()
+
+
+def start_devllm(tmp: Path, *, token_delay_ms: float = 0) -> DevLLM:
+    port = free_port()
+    log = tmp / f"devllm-{port}.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "devllm",
+            "--port",
+            str(port),
+            "--token-delay-ms",
+            str(token_delay_ms),
+        ],
+        env,
+        log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url + "/health", process, log)
+    return DevLLM(url=url, process=process, log=log)
+
+
+@dataclass
+class Runtime(ServerProcess):
+    key: str = ""
+    client: httpx.Client = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.client = httpx.Client(
+            base_url=self.url, timeout=30, headers={"X-Internal-Auth": self.key}
+        )
+
+
+def database_url(settings_dict: dict[str, Any]) -> str:
+    """The URL of the (test) database the suite uses, for a server process."""
+    if settings_dict["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or "postgres"
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = settings_dict.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{settings_dict['NAME']}"
+
+
+def start_runtime(
+    tmp: Path, *, db_url: str, llm_url: str, key: str, workers: int = 1, **settings: Any
+) -> Runtime:
+    port = free_port()
+    log = tmp / f"runtime-{port}.log"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME__")}
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "DJANGO_SETTINGS_MODULE": "agent_runtime.settings",
+            "AGENT_RUNTIME__DEBUG": "false",
+            "AGENT_RUNTIME__INTERNAL_API_KEY": key,
+            "AGENT_RUNTIME__SECRET_KEY": "e2e-secret-key-0123456789abcdef0123456789",
+            "AGENT_RUNTIME__DATABASE_URL": db_url,
+            "AGENT_RUNTIME__LLM_PROXY_URL": llm_url,
+            "AGENT_RUNTIME__LOG_LEVEL": "DEBUG",
+        }
+    )
+    env.update({f"AGENT_RUNTIME__{name.upper()}": str(value) for name, value in settings.items()})
+    process = _spawn(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "agent_runtime.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--lifespan",
+            "off",
+        ],
+        env,
+        log,
+    )
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url + "/health", process, log)
+    return Runtime(url=url, process=process, log=log, key=key)

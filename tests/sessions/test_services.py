@@ -1,0 +1,104 @@
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from agent_runtime.errors import SessionBusy
+from sessions import services
+from sessions.models import Message, Session
+from sessions.records import NewMessage
+
+pytestmark = pytest.mark.django_db
+
+
+def open_turn(session_id: str = "s", content: str = "hi", key: str | None = None):  # type: ignore[no-untyped-def]
+    return services.turn_open(
+        session_id=session_id, turn_id=uuid.uuid4(), content=content, client_message_id=key
+    )
+
+
+def finish(start, *messages: NewMessage) -> None:  # type: ignore[no-untyped-def]
+    services.turn_record(
+        session_pk=start.session_pk, turn_id=start.turn_id, messages=messages, finished=True
+    )
+
+
+def test_open_creates_the_session_stores_the_message_and_takes_the_lease() -> None:
+    start = open_turn(content="hello")
+    session = Session.objects.get(session_id="s")
+    assert session.active_turn_id == start.turn_id
+    assert session.active_turn_expires_at > timezone.now()
+    assert start.history == [{"role": "user", "content": "hello"}]
+    [message] = Message.objects.all()
+    assert (message.seq, message.role, message.content, message.turn_id) == (
+        1,
+        "user",
+        "hello",
+        start.turn_id,
+    )
+
+
+def test_a_second_turn_while_one_runs_is_busy_and_writes_nothing() -> None:
+    open_turn()
+    with pytest.raises(SessionBusy):
+        open_turn(content="again")
+    assert Message.objects.count() == 1
+
+
+def test_an_expired_lease_can_be_taken_over() -> None:
+    open_turn()
+    Session.objects.update(active_turn_expires_at=timezone.now() - timedelta(seconds=1))
+    second = open_turn(content="after crash")
+    assert Session.objects.get().active_turn_id == second.turn_id
+
+
+def test_record_appends_in_order_and_releases_the_lease() -> None:
+    start = open_turn()
+    finish(
+        start,
+        NewMessage(
+            role="assistant",
+            content="answer",
+            usage={"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3},
+        ),
+    )
+    session = Session.objects.get()
+    assert session.active_turn_id is None
+    assert session.last_seq == 2
+    assistant = Message.objects.get(seq=2)
+    assert (assistant.role, assistant.content, assistant.total_tokens) == ("assistant", "answer", 3)
+    open_turn(content="next")  # the session is free again
+    assert list(Message.objects.values_list("seq", flat=True)) == [1, 2, 3]
+
+
+def test_a_stale_turn_does_not_release_a_newer_lease() -> None:
+    first = open_turn()
+    Session.objects.update(active_turn_expires_at=timezone.now() - timedelta(seconds=1))
+    second = open_turn(content="newer")
+    finish(first, NewMessage(role="assistant", content="late", status="interrupted"))
+    assert Session.objects.get().active_turn_id == second.turn_id
+
+
+def test_repeated_message_id_replays_and_stores_nothing() -> None:
+    start = open_turn(key="m-1")
+    finish(start, NewMessage(role="assistant", content="the answer", finish_reason="stop"))
+    again = open_turn(content="hi", key="m-1")
+    assert again.replay is not None
+    assert [(m.role, m.content) for m in again.replay] == [("assistant", "the answer")]
+    assert Message.objects.count() == 2
+    assert Session.objects.get().active_turn_id is None
+
+
+def test_repeated_message_id_of_a_running_turn_is_busy() -> None:
+    open_turn(key="m-1")
+    with pytest.raises(SessionBusy):
+        open_turn(key="m-1")
+    assert Message.objects.count() == 1
+
+
+def test_record_for_a_deleted_session_is_a_no_op() -> None:
+    start = open_turn()
+    Session.objects.all().delete()
+    finish(start, NewMessage(role="assistant", content="x"))
+    assert Message.objects.count() == 0

@@ -1,0 +1,255 @@
+"""The upstream client against respx-mocked OpenAI-compatible servers."""
+
+from collections.abc import AsyncIterator
+
+import httpx
+import orjson
+import pytest
+import respx
+
+from agent_runtime.errors import (
+    UpstreamDisconnected,
+    UpstreamHTTPError,
+    UpstreamProtocolError,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from streaming.llm_client import (
+    ContentDelta,
+    OpenAIChatClient,
+    StreamEnd,
+    ToolCallDelta,
+    retry_after_seconds,
+)
+
+URL = "http://llm.test/v1/chat/completions"
+
+
+def sse(*chunks: object, done: bool = True) -> bytes:
+    body = b"".join(b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks)
+    return body + (b"data: [DONE]\n\n" if done else b"")
+
+
+def delta(**d: object) -> dict:
+    return {"choices": [{"index": 0, "delta": d, "finish_reason": None}], "model": "m1"}
+
+
+def finish(reason: str = "stop") -> dict:
+    return {"choices": [{"index": 0, "delta": {}, "finish_reason": reason}], "model": "m1"}
+
+
+@pytest.fixture
+def client(settings) -> AsyncIterator[OpenAIChatClient]:  # type: ignore[no-untyped-def]
+    settings.LLM_PROXY_URL = "http://llm.test"
+    settings.LLM_MODEL = "m1"
+    settings.LLM_API_KEY = "sk-test"
+    settings.LLM_PROXY_KEY = "proxy-key"
+    settings.LLM_READ_TIMEOUT = 0.2
+    return OpenAIChatClient()
+
+
+async def collect(client: OpenAIChatClient, **kwargs: object) -> list:
+    return [
+        d async for d in client.stream_chat(messages=[{"role": "user", "content": "hi"}], **kwargs)
+    ]
+
+
+def event_stream(body: bytes, status: int = 200, headers: dict | None = None) -> httpx.Response:
+    return httpx.Response(
+        status, content=body, headers={"Content-Type": "text/event-stream", **(headers or {})}
+    )
+
+
+@respx.mock
+async def test_request_shape_and_content_deltas(client: OpenAIChatClient) -> None:
+    route = respx.post(URL).mock(
+        return_value=event_stream(
+            sse(
+                delta(role="assistant", content=""),
+                delta(content="Hel"),
+                delta(content="lo"),
+                finish(),
+                {
+                    "choices": [],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+                },
+            )
+        )
+    )
+    deltas = await collect(client)
+    assert deltas == [
+        ContentDelta("Hel"),
+        ContentDelta("lo"),
+        StreamEnd("stop", {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}, "m1"),
+    ]
+    request = route.calls.last.request
+    assert request.headers["Authorization"] == "Bearer sk-test"
+    assert request.headers["X-Internal-Auth"] == "proxy-key"
+    assert orjson.loads(request.content) == {
+        "model": "m1",
+        "messages": [{"role": "user", "content": "hi"}],
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+@pytest.mark.parametrize(
+    "base", ["http://llm.test", "http://llm.test/", "http://llm.test/v1", "http://llm.test/v1/"]
+)
+def test_url_never_doubles_v1(settings, base: str) -> None:  # type: ignore[no-untyped-def]
+    settings.LLM_PROXY_URL = base
+    assert OpenAIChatClient().url == URL
+
+
+def test_no_auth_headers_unless_configured(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.LLM_API_KEY = ""
+    settings.LLM_PROXY_KEY = ""
+    headers = OpenAIChatClient().http.headers
+    assert "Authorization" not in headers
+    assert "X-Internal-Auth" not in headers
+
+
+@respx.mock
+async def test_tool_call_fragments_keep_their_index(client: OpenAIChatClient) -> None:
+    respx.post(URL).mock(
+        return_value=event_stream(
+            sse(
+                delta(
+                    tool_calls=[
+                        {
+                            "index": 0,
+                            "id": "c0",
+                            "type": "function",
+                            "function": {"name": "echo", "arguments": ""},
+                        }
+                    ]
+                ),
+                delta(tool_calls=[{"index": 0, "function": {"arguments": '{"te'}}]),
+                delta(
+                    tool_calls=[
+                        {
+                            "index": 1,
+                            "id": "c1",
+                            "function": {"name": "calculator", "arguments": "{}"},
+                        }
+                    ]
+                ),
+                delta(tool_calls=[{"index": 0, "function": {"arguments": 'xt":"x"}'}}]),
+                finish("tool_calls"),
+            )
+        )
+    )
+    deltas = await collect(client, tools=[{"type": "function", "function": {"name": "echo"}}])
+    assert deltas == [
+        ToolCallDelta(0, "c0", "echo", ""),
+        ToolCallDelta(0, None, None, '{"te'),
+        ToolCallDelta(1, "c1", "calculator", "{}"),
+        ToolCallDelta(0, None, None, 'xt":"x"}'),
+        StreamEnd("tool_calls", {}, "m1"),
+    ]
+
+
+@respx.mock
+async def test_rate_limit_carries_retry_after(client: OpenAIChatClient) -> None:
+    respx.post(URL).mock(
+        return_value=httpx.Response(429, json={"error": "slow down"}, headers={"Retry-After": "3"})
+    )
+    with pytest.raises(UpstreamRateLimited) as raised:
+        await collect(client)
+    assert raised.value.retry_after == 3.0
+    assert raised.value.retryable
+
+
+@respx.mock
+@pytest.mark.parametrize(
+    ("status", "retryable"), [(500, True), (503, True), (400, False), (401, False)]
+)
+async def test_http_errors(client: OpenAIChatClient, status: int, retryable: bool) -> None:
+    respx.post(URL).mock(return_value=httpx.Response(status, json={"error": {"message": "nope"}}))
+    with pytest.raises(UpstreamHTTPError) as raised:
+        await collect(client)
+    assert raised.value.status_code == status
+    assert raised.value.retryable is retryable
+    assert "nope" in raised.value.detail
+
+
+@respx.mock
+async def test_connection_refused_is_unavailable(client: OpenAIChatClient) -> None:
+    respx.post(URL).mock(side_effect=httpx.ConnectError("refused"))
+    with pytest.raises(UpstreamUnavailable):
+        await collect(client)
+
+
+@respx.mock
+async def test_connect_timeout_is_retryable_unavailable(client: OpenAIChatClient) -> None:
+    respx.post(URL).mock(side_effect=httpx.ConnectTimeout("slow"))
+    with pytest.raises(UpstreamUnavailable):
+        await collect(client)
+
+
+@respx.mock
+async def test_malformed_chunk_is_a_protocol_error(client: OpenAIChatClient) -> None:
+    respx.post(URL).mock(
+        return_value=event_stream(sse(delta(content="ok"), done=False) + b"data: {nope\n\n")
+    )
+    with pytest.raises(UpstreamProtocolError):
+        await collect(client)
+
+
+@respx.mock
+async def test_error_object_in_stream_is_an_http_error(client: OpenAIChatClient) -> None:
+    respx.post(URL).mock(
+        return_value=event_stream(sse({"error": {"message": "context too long"}}, done=False))
+    )
+    with pytest.raises(UpstreamHTTPError, match="context too long"):
+        await collect(client)
+
+
+@respx.mock
+async def test_stream_that_ends_without_finish_is_a_disconnect(client: OpenAIChatClient) -> None:
+    respx.post(URL).mock(return_value=event_stream(sse(delta(content="par"), done=False)))
+    with pytest.raises(UpstreamDisconnected):
+        await collect(client)
+
+
+@respx.mock
+async def test_finish_without_done_is_accepted(client: OpenAIChatClient) -> None:
+    respx.post(URL).mock(return_value=event_stream(sse(delta(content="x"), finish(), done=False)))
+    assert (await collect(client))[-1] == StreamEnd("stop", {}, "m1")
+
+
+@respx.mock
+async def test_read_error_mid_stream_is_a_disconnect(client: OpenAIChatClient) -> None:
+    async def body() -> AsyncIterator[bytes]:
+        yield sse(delta(content="x"), done=False)
+        raise httpx.ReadError("connection reset")
+
+    respx.post(URL).mock(
+        return_value=httpx.Response(
+            200, content=body(), headers={"Content-Type": "text/event-stream"}
+        )
+    )
+    with pytest.raises(UpstreamDisconnected):
+        await collect(client)
+
+
+@respx.mock
+async def test_read_timeout_is_upstream_timeout(client: OpenAIChatClient) -> None:
+    respx.post(URL).mock(side_effect=httpx.ReadTimeout("stalled"))
+    with pytest.raises(UpstreamTimeout):
+        await collect(client)
+
+
+@respx.mock
+async def test_non_sse_response_is_a_protocol_error(client: OpenAIChatClient) -> None:
+    respx.post(URL).mock(return_value=httpx.Response(200, json={"choices": []}))
+    with pytest.raises(UpstreamProtocolError):
+        await collect(client)
+
+
+def test_retry_after_parsing() -> None:
+    assert retry_after_seconds("2.5") == 2.5
+    assert retry_after_seconds(None) is None
+    assert retry_after_seconds("soon") is None
+    assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
