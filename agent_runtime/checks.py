@@ -33,6 +33,19 @@ def settings_problems() -> list[str]:
             problems.append(
                 f"AGENT_RUNTIME__{name}: cannot import {getattr(settings, name)!r}: {exc}"
             )
+    from streaming.tools.registry import get_tool_registry, reset_tool_registry
+
+    reset_tool_registry()
+    try:
+        get_tool_registry()
+    except (ImproperlyConfigured, ImportError) as exc:
+        problems.append(str(exc))
+    if settings.SESSION_BUSY_STRATEGY not in ("reject", "enqueue", "interrupt"):
+        problems.append(
+            "AGENT_RUNTIME__SESSION_BUSY_STRATEGY must be reject, enqueue or interrupt."
+        )
+    if settings.TOOL_MAX_STEPS < 1:
+        problems.append("AGENT_RUNTIME__TOOL_MAX_STEPS must be at least 1.")
     if not settings.LLM_PROXY_URL.startswith(("http://", "https://")):
         problems.append("AGENT_RUNTIME__LLM_PROXY_URL must be an http(s) URL.")
     return problems

@@ -48,6 +48,20 @@ class SessionBusy(Conflict):
     code, detail = "session_busy", "A turn is already running in this session."
 
 
+class ToolCallNotFound(NotFound):
+    code, detail = "tool_call_not_found", "No pending tool call has this call_id."
+
+
+class ToolCallAnswered(Conflict):
+    code, detail = "tool_call_answered", "This tool call already has a result."
+
+
+class TurnStillRunning(SessionBusy):
+    """A retry of a ``message_id`` whose turn has not ended; waiting would not help."""
+
+    detail = "The turn for this message_id is still running."
+
+
 class PayloadTooLarge(AgentRuntimeError):
     code, status, detail = "payload_too_large", 413, "Request body is too large."
 

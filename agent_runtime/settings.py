@@ -160,3 +160,35 @@ LOGGING = {
 TURN_LEASE_SECONDS = env.float("TURN_LEASE_SECONDS", default=30.0)
 # How often a worker looks for cancel requests aimed at its turns (one query per worker).
 CANCEL_POLL_SECONDS = env.float("CANCEL_POLL_SECONDS", default=0.2)
+
+# --- Tools -------------------------------------------------------------------------------------
+# Dotted paths of the active tools (streaming.tools.registry.Tool objects), comma-separated.
+TOOLS = env.list(
+    "TOOLS",
+    default=[
+        "streaming.tools.builtin.echo",
+        "streaming.tools.builtin.calculator",
+        "streaming.tools.builtin.read_file",
+    ],
+)
+TOOL_REGISTRY = env.str("TOOL_REGISTRY", default="streaming.tools.registry.SettingsToolRegistry")
+# Longest a server-side tool call may run.
+TOOL_TIMEOUT_SECONDS = env.float("TOOL_TIMEOUT_SECONDS", default=30.0)
+# Model calls one turn may make before a runaway tool loop is stopped.
+TOOL_MAX_STEPS = env.int("TOOL_MAX_STEPS", default=8)
+
+# --- Upstream faults, heartbeats, busy sessions ------------------------------------------------
+# Attempts at a model call that fails before its first token (refused, 429, 5xx...).
+LLM_RETRY_ATTEMPTS = env.int("LLM_RETRY_ATTEMPTS", default=3)
+# First backoff; doubles per attempt up to the maximum; jittered; Retry-After is honoured.
+LLM_RETRY_BACKOFF_SECONDS = env.float("LLM_RETRY_BACKOFF_SECONDS", default=0.5)
+LLM_RETRY_MAX_BACKOFF_SECONDS = env.float("LLM_RETRY_MAX_BACKOFF_SECONDS", default=8.0)
+# Give up retrying when the next wait would pass this many seconds since the first attempt.
+LLM_RETRY_TOTAL_SECONDS = env.float("LLM_RETRY_TOTAL_SECONDS", default=30.0)
+# A ": ping" comment goes out after this many seconds without any event.
+HEARTBEAT_SECONDS = env.float("HEARTBEAT_SECONDS", default=15.0)
+# A message for a session whose turn is running: reject (409), enqueue (wait), or interrupt
+# (cancel the running turn, then run).
+SESSION_BUSY_STRATEGY = env.str("SESSION_BUSY_STRATEGY", default="reject")
+# How long enqueue and interrupt wait for the running turn to end before answering 409.
+SESSION_BUSY_WAIT_SECONDS = env.float("SESSION_BUSY_WAIT_SECONDS", default=30.0)

@@ -7,6 +7,7 @@ from streaming import views as streaming_views
 urlpatterns = [
     path("health", views.health),
     path("agent/message/stream", streaming_views.message_stream),
+    path("agent/sessions/<str:session_id>/cancel", streaming_views.session_cancel),
     path("admin/", admin.site.urls),
     # Unknown paths answer with the JSON error body, whatever DEBUG says.
     re_path(r"^(?!admin/)", views.not_found),

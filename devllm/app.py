@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from devllm.script import Fault, Reply, ScriptBody
+from devllm.script import Fault, Reply, ScriptBody, ScriptedToolCall
 
 Scope = dict[str, Any]
 _WORDS = re.compile(r"\S+\s*|\s+")
@@ -88,6 +88,24 @@ def _last_user(messages: list[dict[str, Any]]) -> str:
         if message.get("role") == "user" and isinstance(message.get("content"), str):
             return message["content"]
     return ""
+
+
+def default_reply(messages: list[dict[str, Any]]) -> Reply:
+    """Without a script: call a tool when the user writes ``/tool <name> <json>``, and read
+    tool results back when the conversation ends with them; otherwise the default text."""
+    last = messages[-1] if messages else {}
+    if last.get("role") == "tool":
+        results = []
+        for message in reversed(messages):
+            if message.get("role") != "tool":
+                break
+            results.append(f"{message.get('tool_call_id')} returned {message.get('content')}")
+        return Reply(content="Tool results: " + "; ".join(reversed(results)) + ".")
+    said = _last_user(messages)
+    if last.get("role") == "user" and said.startswith("/tool "):
+        name, _, arguments = said[len("/tool ") :].strip().partition(" ")
+        return Reply(tool_calls=[ScriptedToolCall(name=name, arguments=arguments.strip() or "{}")])
+    return Reply()
 
 
 def default_tokens(config: DevLLMConfig, messages: list[dict[str, Any]]) -> list[str]:
@@ -190,7 +208,7 @@ class DevLLMApp:
             if k in (b"authorization", b"x-internal-auth")
         }
         stream = self.state.record(body, headers)
-        reply = self.state.next_reply(_last_user(messages)) or Reply()
+        reply = self.state.next_reply(_last_user(messages)) or default_reply(messages)
         if reply.first_byte_delay_ms:
             await asyncio.sleep(reply.first_byte_delay_ms / 1000)
         fault = reply.fault

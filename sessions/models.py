@@ -19,6 +19,9 @@ class Session(models.Model):
     active_turn_expires_at = models.DateTimeField(null=True, blank=True)
     # Set by the cancel endpoint; the worker running that turn polls for it.
     cancel_turn_id = models.UUIDField(null=True, blank=True)
+    # Tool calls of the last model step still waiting for a result from the client:
+    # [{"id", "name"}]. A new user message closes them with a "not executed" result.
+    pending_tool_calls = models.JSONField(null=True, blank=True)
 
     class Meta:
         ordering = ["-last_activity_at"]

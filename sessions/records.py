@@ -47,3 +47,5 @@ class TurnStart:
     history: list[dict[str, Any]] = field(default_factory=list)
     #: Set when the request repeats a ``message_id`` whose turn already ended.
     replay: list[StoredMessage] | None = None
+    #: Set when a tool result was stored but other calls of its step still wait for theirs.
+    pending_call_ids: list[str] | None = None

@@ -1,10 +1,12 @@
 """Reads of sessions and messages."""
 
+from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 import orjson
 
-from sessions.models import Message
+from sessions.models import Message, Session
 from sessions.records import StoredMessage
 
 _HISTORY_FIELDS = ("seq", "role", "content", "tool_calls", "tool_call_id")
@@ -53,6 +55,8 @@ def message_history_for_upstream(
     open_calls: set[str] = set()
     for row in rows:
         message = _upstream_message(row)
+        if row["role"] == Message.Role.ASSISTANT and not row["content"] and not row["tool_calls"]:
+            continue  # a turn that failed or was stopped before its first token
         if row["role"] == Message.Role.TOOL:
             if row["tool_call_id"] in open_calls:
                 units[-1].append(message)
@@ -116,3 +120,10 @@ def _usage(message: Message) -> dict[str, int]:
         "total_tokens": message.total_tokens,
     }
     return {k: v for k, v in usage.items() if v is not None}
+
+
+def turn_cancels_requested(*, turn_ids: Sequence[UUID]) -> list[UUID]:
+    """Which of these running turns someone asked to cancel."""
+    return list(
+        Session.objects.filter(cancel_turn_id__in=turn_ids).values_list("cancel_turn_id", flat=True)
+    )

@@ -1,17 +1,31 @@
 """Writes to sessions and messages. Each public function is one short transaction."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
+import orjson
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from agent_runtime.errors import SessionBusy
+from agent_runtime.errors import (
+    NotFound,
+    SessionBusy,
+    ToolCallAnswered,
+    ToolCallNotFound,
+    TurnStillRunning,
+)
 from sessions.models import Message, Session
 from sessions.records import NewMessage, TurnStart
 from sessions.selectors import message_history_for_upstream, message_turn_replay
+
+NOT_EXECUTED = orjson.dumps(
+    {"error": "not executed: the conversation went on before this call had a result"}
+).decode()
+
+_LEASE_FIELDS = ["active_turn_id", "active_turn_expires_at", "cancel_turn_id"]
 
 
 def _session_for_update(*, session_id: str, create: bool) -> Session | None:
@@ -34,7 +48,13 @@ def _lease_held(session: Session) -> bool:
     )
 
 
-def _append(session: Session, turn_id: UUID | None, messages: Sequence[NewMessage]) -> None:
+def _take_lease(session: Session, turn_id: UUID) -> None:
+    session.active_turn_id = turn_id
+    session.active_turn_expires_at = timezone.now() + timedelta(seconds=settings.TURN_LEASE_SECONDS)
+    session.cancel_turn_id = None
+
+
+def _append(session: Session, turn_id: UUID | None, messages: Iterable[NewMessage]) -> None:
     """Insert messages after the session's last one; the caller holds the row lock."""
     rows = []
     for message in messages:
@@ -63,6 +83,15 @@ def _append(session: Session, turn_id: UUID | None, messages: Sequence[NewMessag
     Message.objects.bulk_create(rows)
 
 
+def _history(session_pk: int) -> list[dict[str, Any]]:
+    return message_history_for_upstream(
+        session_pk=session_pk,
+        max_messages=settings.CONTEXT_MAX_MESSAGES,
+        max_tokens=settings.CONTEXT_MAX_TOKENS,
+        system_prompt=settings.SYSTEM_PROMPT,
+    )
+
+
 def turn_open(
     *,
     session_id: str,
@@ -72,11 +101,13 @@ def turn_open(
 ) -> TurnStart:
     """Start a user turn: take the session's lease, store the user message, load the history.
 
+    Tool calls still waiting for a client's result are closed first with a "not executed"
+    result, so the history sent upstream is always one the model server accepts.
+
     Raises ``SessionBusy`` when another turn holds the lease, or when ``client_message_id``
     names a turn that is still running. A repeated ``client_message_id`` whose turn ended
     stores nothing and returns the stored answer to replay.
     """
-    now = timezone.now()
     with transaction.atomic():
         session = _session_for_update(session_id=session_id, create=True)
         assert session is not None
@@ -88,7 +119,7 @@ def turn_open(
             )
             if earlier is not None:
                 if _lease_held(session) and session.active_turn_id == earlier["turn_id"]:
-                    raise SessionBusy("The turn for this message_id is still running.")
+                    raise TurnStillRunning()
                 return TurnStart(
                     session_pk=session.pk,
                     turn_id=earlier["turn_id"],
@@ -98,39 +129,103 @@ def turn_open(
                 )
         if _lease_held(session):
             raise SessionBusy()
-        session.active_turn_id = turn_id
-        session.active_turn_expires_at = now + timedelta(seconds=settings.TURN_LEASE_SECONDS)
-        session.cancel_turn_id = None
-        session.last_activity_at = now
-        user = NewMessage(
-            role=Message.Role.USER, content=content, client_message_id=client_message_id
+        _take_lease(session, turn_id)
+        session.last_activity_at = timezone.now()
+        messages = [
+            NewMessage(
+                role=Message.Role.TOOL,
+                content=NOT_EXECUTED,
+                tool_call_id=call["id"],
+                tool_name=call["name"],
+                error_code="not_executed",
+            )
+            for call in session.pending_tool_calls or ()
+        ]
+        session.pending_tool_calls = None
+        messages.append(
+            NewMessage(role=Message.Role.USER, content=content, client_message_id=client_message_id)
         )
-        _append(session, turn_id, [user])
+        _append(session, turn_id, messages)
         session.save(
             update_fields=[
-                "active_turn_id",
-                "active_turn_expires_at",
-                "cancel_turn_id",
+                *_LEASE_FIELDS,
+                "pending_tool_calls",
                 "last_activity_at",
                 "last_seq",
                 "updated_at",
             ]
         )
-    history = message_history_for_upstream(
-        session_pk=session.pk,
-        max_messages=settings.CONTEXT_MAX_MESSAGES,
-        max_tokens=settings.CONTEXT_MAX_TOKENS,
-        system_prompt=settings.SYSTEM_PROMPT,
-    )
-    return TurnStart(session_pk=session.pk, turn_id=turn_id, history=history)
+    return TurnStart(session_pk=session.pk, turn_id=turn_id, history=_history(session.pk))
+
+
+def tool_result_submit(
+    *, session_id: str, turn_id: UUID, call_id: str, content: str, error_code: str = ""
+) -> TurnStart:
+    """Store a client-side tool's result; when it was the step's last, open the continuation.
+
+    Raises ``NotFound`` for an unknown session, ``ToolCallNotFound`` for a call that was never
+    pending, ``ToolCallAnswered`` for one that already has a result, and ``SessionBusy`` while
+    a turn runs. Nothing is written in any of those cases.
+    """
+    with transaction.atomic():
+        session = _session_for_update(session_id=session_id, create=False)
+        if session is None:
+            raise NotFound("Unknown session.")
+        if _lease_held(session):
+            raise SessionBusy()
+        pending = session.pending_tool_calls or []
+        call = next((c for c in pending if c["id"] == call_id), None)
+        if call is None:
+            answered = Message.objects.filter(
+                session=session, role=Message.Role.TOOL, tool_call_id=call_id
+            ).exists()
+            raise ToolCallAnswered() if answered else ToolCallNotFound()
+        _append(
+            session,
+            turn_id,
+            [
+                NewMessage(
+                    role=Message.Role.TOOL,
+                    content=content,
+                    tool_call_id=call_id,
+                    tool_name=call["name"],
+                    error_code=error_code,
+                )
+            ],
+        )
+        remaining = [c for c in pending if c["id"] != call_id]
+        session.pending_tool_calls = remaining or None
+        session.last_activity_at = timezone.now()
+        if not remaining:
+            _take_lease(session, turn_id)
+        session.save(
+            update_fields=[
+                *_LEASE_FIELDS,
+                "pending_tool_calls",
+                "last_activity_at",
+                "last_seq",
+                "updated_at",
+            ]
+        )
+    if remaining:
+        return TurnStart(
+            session_pk=session.pk, turn_id=turn_id, pending_call_ids=[c["id"] for c in remaining]
+        )
+    return TurnStart(session_pk=session.pk, turn_id=turn_id, history=_history(session.pk))
 
 
 def turn_record(
-    *, session_pk: int, turn_id: UUID, messages: Sequence[NewMessage], finished: bool
+    *,
+    session_pk: int,
+    turn_id: UUID,
+    messages: Sequence[NewMessage],
+    finished: bool,
+    pending_tool_calls: list[dict[str, str]] | None = None,
 ) -> None:
     """Store what a turn produced; when ``finished``, also give up the session's lease.
 
     Called once per model step with tool calls and once when the turn ends, never per token.
+    ``pending_tool_calls`` are the calls the client must now answer.
     """
     now = timezone.now()
     with transaction.atomic():
@@ -146,9 +241,33 @@ def turn_record(
                 session.active_turn_id = None
                 session.active_turn_expires_at = None
                 session.cancel_turn_id = None
+                session.pending_tool_calls = pending_tool_calls or None
+                fields.append("pending_tool_calls")
             else:
                 session.active_turn_expires_at = now + timedelta(
                     seconds=settings.TURN_LEASE_SECONDS
                 )
-            fields += ["active_turn_id", "active_turn_expires_at", "cancel_turn_id"]
+            fields += _LEASE_FIELDS
         session.save(update_fields=fields)
+
+
+def turn_cancel_request(*, session_id: str) -> UUID | None:
+    """Ask whichever worker runs this session's turn to stop it; the turn id, or None if idle.
+
+    Raises ``NotFound`` for an unknown session.
+    """
+    with transaction.atomic():
+        session = _session_for_update(session_id=session_id, create=False)
+        if session is None:
+            raise NotFound("Unknown session.")
+        if not _lease_held(session):
+            return None
+        session.cancel_turn_id = session.active_turn_id
+        session.save(update_fields=["cancel_turn_id", "updated_at"])
+        return session.active_turn_id
+
+
+def turn_leases_renew(*, turn_ids: Sequence[UUID]) -> None:
+    """Extend the leases of turns this worker is still running."""
+    expires = timezone.now() + timedelta(seconds=settings.TURN_LEASE_SECONDS)
+    Session.objects.filter(active_turn_id__in=turn_ids).update(active_turn_expires_at=expires)

@@ -1,13 +1,16 @@
 """HTTP views of the streaming API: parse, call the turn service, frame the output."""
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from agent_runtime.errors import InvalidRequest, MethodNotAllowed, PayloadTooLarge
+from agent_runtime.errors import MethodNotAllowed, PayloadTooLarge
 from agent_runtime.json_body import parse_json_body
 from streaming.protocol import UserMessageRequest, stream_request_adapter
-from streaming.turns import turn_start
+from streaming.turns import turn_cancel, turn_resume, turn_start
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -17,12 +20,12 @@ class EventStreamResponse(StreamingHttpResponse):
     Django's ``aclosing()`` then closes our generator itself on client disconnect.
     """
 
-    def __init__(self, frames, **kwargs):  # type: ignore[no-untyped-def]
+    def __init__(self, frames: AsyncIterator[bytes], **kwargs: Any) -> None:
         super().__init__(frames, content_type="text/event-stream", **kwargs)
         self["Cache-Control"] = "no-cache"
         self["X-Accel-Buffering"] = "no"
 
-    def __aiter__(self):  # type: ignore[no-untyped-def, override]
+    def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
         return self._iterator
 
 
@@ -31,8 +34,24 @@ async def message_stream(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         raise MethodNotAllowed()
     body = parse_json_body(request, stream_request_adapter)
-    if not isinstance(body, UserMessageRequest):
-        raise InvalidRequest("Tool results are not supported yet.")
-    if len(body.content) > settings.MAX_MESSAGE_CHARS:
-        raise PayloadTooLarge(f"content is longer than {settings.MAX_MESSAGE_CHARS} characters.")
-    return EventStreamResponse(await turn_start(request=body))
+    if isinstance(body, UserMessageRequest):
+        if len(body.content) > settings.MAX_MESSAGE_CHARS:
+            raise PayloadTooLarge(
+                f"content is longer than {settings.MAX_MESSAGE_CHARS} characters."
+            )
+        return EventStreamResponse(await turn_start(request=body))
+    return EventStreamResponse(await turn_resume(request=body))
+
+
+@csrf_exempt
+async def session_cancel(request: HttpRequest, session_id: str) -> HttpResponse:
+    if request.method != "POST":
+        raise MethodNotAllowed()
+    turn_id = await turn_cancel(session_id=session_id)
+    return JsonResponse(
+        {
+            "session_id": session_id,
+            "cancelled": turn_id is not None,
+            "turn_id": None if turn_id is None else str(turn_id),
+        }
+    )
