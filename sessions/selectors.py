@@ -25,11 +25,8 @@ def _upstream_message(row: dict[str, Any]) -> dict[str, Any]:
     if role == Message.Role.TOOL:
         return {"role": "tool", "tool_call_id": row["tool_call_id"], "content": row["content"]}
     if role == Message.Role.ASSISTANT and row["tool_calls"]:
-        return {
-            "role": "assistant",
-            "content": row["content"] or None,
-            "tool_calls": row["tool_calls"],
-        }
+        # "" rather than null: llama.cpp's server rejects a null content.
+        return {"role": "assistant", "content": row["content"], "tool_calls": row["tool_calls"]}
     return {"role": role, "content": row["content"]}
 
 

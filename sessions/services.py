@@ -251,6 +251,26 @@ def turn_record(
         session.save(update_fields=fields)
 
 
+def turn_abandon(*, session_id: str, turn_id: UUID) -> None:
+    """Release the lease of a turn whose client left before it began streaming.
+
+    The user message stays; an empty ``interrupted`` assistant message records what happened.
+    """
+    with transaction.atomic():
+        session = _session_for_update(session_id=session_id, create=False)
+        if session is None or session.active_turn_id != turn_id:
+            return
+        _append(
+            session,
+            turn_id,
+            [NewMessage(role=Message.Role.ASSISTANT, status=Message.Status.INTERRUPTED)],
+        )
+        session.active_turn_id = None
+        session.active_turn_expires_at = None
+        session.cancel_turn_id = None
+        session.save(update_fields=[*_LEASE_FIELDS, "last_seq", "updated_at"])
+
+
 def turn_cancel_request(*, session_id: str) -> UUID | None:
     """Ask whichever worker runs this session's turn to stop it; the turn id, or None if idle.
 

@@ -59,10 +59,34 @@ class StreamEnd:
 Delta = ContentDelta | ToolCallDelta | StreamEnd
 
 
+class ChatStream:
+    """The deltas of one upstream call, as an async iterable.
+
+    ``hang_up()`` may be called from any task, while another one iterates: it closes the
+    connection (which tells the model server to stop generating) and the iteration then ends
+    with ``UpstreamDisconnected``. Hanging up this way, rather than cancelling the reading
+    task in the middle of a read, leaves the connection pool consistent.
+    """
+
+    def __init__(self) -> None:
+        self.iterator: AsyncIterator[Delta] | None = None
+        self.response: httpx.Response | None = None
+        self.hung_up = False
+
+    def __aiter__(self) -> AsyncIterator[Delta]:
+        assert self.iterator is not None
+        return self.iterator
+
+    async def hang_up(self) -> None:
+        self.hung_up = True
+        if self.response is not None:
+            await self.response.aclose()
+
+
 class ChatClient(Protocol):
     def stream_chat(
         self, *, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
-    ) -> AsyncIterator[Delta]: ...
+    ) -> ChatStream: ...
 
     async def aclose(self) -> None: ...
 
@@ -126,14 +150,19 @@ class OpenAIChatClient:
         body.update(self.extra_params)
         return body
 
-    async def stream_chat(
+    def stream_chat(
         self, *, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
-    ) -> AsyncIterator[Delta]:
-        """Yield deltas as they arrive; leaving the loop early closes the upstream connection."""
+    ) -> ChatStream:
+        """The call's deltas as they arrive; see :class:`ChatStream`."""
         content = orjson.dumps(self.request_body(messages, tools))
         request = self.http.build_request(
             "POST", self.url, content=content, headers={"Content-Type": "application/json"}
         )
+        stream = ChatStream()
+        stream.iterator = self._stream(request, stream)
+        return stream
+
+    async def _stream(self, request: httpx.Request, stream: ChatStream) -> AsyncIterator[Delta]:
         try:
             response = await self.http.send(request, stream=True)
         except httpx.TimeoutException as exc:
@@ -145,7 +174,10 @@ class OpenAIChatClient:
             raise UpstreamTimeout() from exc
         except httpx.TransportError as exc:
             raise UpstreamUnavailable() from exc
+        stream.response = response
         try:
+            if stream.hung_up:
+                raise UpstreamDisconnected("The call was hung up.")
             if response.status_code != 200:
                 await self._raise_for_status(response)
             async for delta in self._deltas(response):
@@ -250,6 +282,7 @@ async def reset_llm_client() -> None:
 
 __all__ = [
     "ChatClient",
+    "ChatStream",
     "ContentDelta",
     "Delta",
     "OpenAIChatClient",

@@ -9,6 +9,7 @@ and once when it ends; never per token.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -29,7 +30,13 @@ from sessions.models import Message
 from sessions.records import NewMessage, TurnStart
 from streaming import telemetry
 from streaming.active_turns import active_turns
-from streaming.llm_client import ContentDelta, StreamEnd, ToolCallDelta, get_llm_client
+from streaming.llm_client import (
+    ChatStream,
+    ContentDelta,
+    StreamEnd,
+    ToolCallDelta,
+    get_llm_client,
+)
 from streaming.protocol import (
     DONE_FRAME,
     PING_FRAME,
@@ -63,6 +70,10 @@ _CANCEL = _Signal("cancel")
 _STEP_END = _Signal("step-end")
 
 
+# Clean-up tasks still running; a strong reference keeps each alive until it is done.
+_cleanups: set[asyncio.Task[None]] = set()
+
+
 class TurnCancelled(Exception):
     """The cancel endpoint, or a newer turn under the ``interrupt`` strategy, stopped it."""
 
@@ -75,6 +86,7 @@ async def turn_start(*, request: UserMessageRequest) -> AsyncIterator[bytes]:
     turn_id = uuid.uuid4()
     start = await _open_when_free(
         session_id=request.session_id,
+        turn_id=turn_id,
         open_turn=lambda: services.turn_open(
             session_id=request.session_id,
             turn_id=turn_id,
@@ -95,12 +107,17 @@ async def turn_resume(*, request: ToolResultRequest) -> AsyncIterator[bytes]:
         content, error_code = request.result, ""
     else:
         content, error_code = orjson.dumps(request.result).decode(), ""
-    start = await sync_to_async(services.tool_result_submit)(
+    turn_id = uuid.uuid4()
+    start = await _open_or_abandon(
         session_id=request.session_id,
-        turn_id=uuid.uuid4(),
-        call_id=request.call_id,
-        content=content,
-        error_code=error_code,
+        turn_id=turn_id,
+        open_turn=lambda: services.tool_result_submit(
+            session_id=request.session_id,
+            turn_id=turn_id,
+            call_id=request.call_id,
+            content=content,
+            error_code=error_code,
+        ),
     )
     if start.pending_call_ids:
         return _pending_frames(start.pending_call_ids)
@@ -115,7 +132,27 @@ async def turn_cancel(*, session_id: str) -> uuid.UUID | None:
     return turn_id
 
 
-async def _open_when_free(*, session_id: str, open_turn: Callable[[], TurnStart]) -> TurnStart:
+async def _open_or_abandon(
+    *, session_id: str, turn_id: uuid.UUID, open_turn: Callable[[], TurnStart]
+) -> TurnStart:
+    """Open a turn; if the client goes away meanwhile, give the session back.
+
+    The database work finishes in its thread even when the request is cancelled, so a lease
+    may have been taken for a turn that will never run: release it at once rather than let
+    the session look busy until the lease expires.
+    """
+    try:
+        return await sync_to_async(open_turn)()
+    except asyncio.CancelledError:
+        await asyncio.shield(
+            sync_to_async(services.turn_abandon)(session_id=session_id, turn_id=turn_id)
+        )
+        raise
+
+
+async def _open_when_free(
+    *, session_id: str, turn_id: uuid.UUID, open_turn: Callable[[], TurnStart]
+) -> TurnStart:
     """Open the turn, applying ``SESSION_BUSY_STRATEGY`` while another one runs."""
     strategy = settings.SESSION_BUSY_STRATEGY
     loop = asyncio.get_running_loop()
@@ -123,7 +160,9 @@ async def _open_when_free(*, session_id: str, open_turn: Callable[[], TurnStart]
     asked_to_cancel = False
     while True:
         try:
-            return await sync_to_async(open_turn)()
+            return await _open_or_abandon(
+                session_id=session_id, turn_id=turn_id, open_turn=open_turn
+            )
         except TurnStillRunning:
             raise
         except SessionBusy:
@@ -156,6 +195,10 @@ class TurnRunner:
         self.first_token_at: float | None = None
         self.last_frame_at = self.started_at
         self.tasks: set[asyncio.Task[None]] = set()
+        self.pump: asyncio.Task[None] | None = None
+        self.upstream: ChatStream | None = None
+        self.stopping = False
+        self.reading = False
         # The step in progress: its text, streamed tool calls and outcomes so far.
         self.parts: list[str] = []
         self.end = StreamEnd()
@@ -227,11 +270,12 @@ class TurnRunner:
             # stop what still runs, store the answer so far, release the session.
             self._heartbeat_handle.cancel()
             active_turns.remove(turn_id)
-            for task in self.tasks:
-                task.cancel()
-            if self.tasks:  # let them close the upstream connection before we go on
-                await asyncio.wait(list(self.tasks), timeout=1.0)
-            await asyncio.shield(self._record_end(status, error))
+            # One shielded task does the clean-up: the client going away while it runs (a
+            # cancellation of this task) must not skip any of it.
+            cleanup = self.loop.create_task(self._finish(status, error))
+            _cleanups.add(cleanup)
+            cleanup.add_done_callback(_cleanups.discard)
+            await asyncio.shield(cleanup)
         yield event_frame(self._next_id(), final)
         yield DONE_FRAME
 
@@ -246,7 +290,7 @@ class TurnRunner:
         self.step_outcomes = {}
         self.step_open = True
         tools = self.registry.openai_schemas or None
-        self._spawn(self._pump(self.messages, tools))
+        self.pump = self._spawn(self._pump(self.messages, tools))
 
     async def _pump(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
@@ -259,12 +303,16 @@ class TurnRunner:
             attempt += 1
             produced = False
             try:
-                async for delta in self.client.stream_chat(messages=messages, tools=tools):
+                self.upstream = self.client.stream_chat(messages=messages, tools=tools)
+                self.reading = True
+                async for delta in self.upstream:
                     produced = True
                     put(delta)
                 put(_STEP_END)
                 return
             except UpstreamError as exc:
+                if self.stopping:
+                    return
                 delay = (
                     None
                     if produced
@@ -278,6 +326,7 @@ class TurnRunner:
                 if delay is None:
                     put(exc)
                     return
+                self.reading = False
                 await asyncio.sleep(delay)
             except Exception:  # a bug in a client must end the turn, not hang it
                 logger.exception("turn %s: the LLM client failed", self.start.turn_id)
@@ -418,7 +467,7 @@ class TurnRunner:
             [
                 {
                     "role": "assistant",
-                    "content": messages[0].content or None,
+                    "content": messages[0].content,
                     "tool_calls": messages[0].tool_calls,
                 },
                 *(
@@ -466,12 +515,34 @@ class TurnRunner:
             steps=self.steps,
         )
 
+    async def _finish(self, status: str, error: UpstreamError | None) -> None:
+        await self._stop()
+        await self._record_end(status, error)
+
+    async def _stop(self) -> None:
+        """Hang up on the model and stop the tools; nothing of the turn runs after this."""
+        self.stopping = True
+        if self.upstream is not None:
+            with contextlib.suppress(Exception):
+                await self.upstream.hang_up()
+        for task in self.tasks:
+            if task is not self.pump:
+                task.cancel()  # tools and retry sleeps: ours, safe to cancel anywhere
+        if self.pump is not None and not self.pump.done():
+            if not self.reading:  # between attempts, asleep: cancelling is harmless
+                self.pump.cancel()
+                return
+            done, _ = await asyncio.wait([self.pump], timeout=1.0)
+            if not done:  # a client that ignores hang-ups: the last resort
+                self.pump.cancel()
+
     # Helpers. ---------------------------------------------------------------------------------
 
-    def _spawn(self, coroutine: Any) -> None:
+    def _spawn(self, coroutine: Any) -> asyncio.Task[None]:
         task = self.loop.create_task(coroutine)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     def _signal(self, item: Any) -> bytes | None:
         """Handle a non-data queue item: a ping frame, or raise to stop the turn."""

@@ -82,7 +82,7 @@ def test_server_tool_round_trip(rt: Runtime, devllm: DevLLM) -> None:
     assert second["body"]["messages"][1:] == [
         {
             "role": "assistant",
-            "content": None,
+            "content": "",
             "tool_calls": [
                 {
                     "id": "c1",

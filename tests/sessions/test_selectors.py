@@ -49,7 +49,7 @@ def test_openai_format_with_tool_calls_and_system_prompt() -> None:
         {"role": "user", "content": "q"},
         {
             "role": "assistant",
-            "content": None,
+            "content": "",
             "tool_calls": [
                 {"id": "c1", "type": "function", "function": {"name": "echo", "arguments": "{}"}}
             ],

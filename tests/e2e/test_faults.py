@@ -1,0 +1,230 @@
+"""Upstream faults over real HTTP: retries before the first token, clean failure after it."""
+
+import socket
+import threading
+import time
+
+import pytest
+
+from sessions.models import Message
+from tests.servers import DevLLM, Runtime
+from tests.sse import iter_frames, post_stream, text_of
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def faults_runtime(runtime_factory) -> Runtime:  # type: ignore[no-untyped-def]
+    return runtime_factory(
+        llm_retry_attempts=3,
+        llm_retry_backoff_seconds=0.2,
+        llm_retry_total_seconds=5,
+        llm_read_timeout=0.5,
+        heartbeat_seconds=0.2,
+    )
+
+
+@pytest.fixture
+def rt(faults_runtime: Runtime, devllm: DevLLM, transactional_db: None) -> Runtime:
+    return faults_runtime
+
+
+def statuses(session_id: str) -> list[tuple[str, str, str, str]]:
+    return [
+        (m.role, m.status, m.content, m.error_code)
+        for m in Message.objects.filter(session__session_id=session_id).order_by("seq")
+    ]
+
+
+def error_event(code: str, message: str) -> dict:
+    return {
+        "token": "",
+        "is_final": True,
+        "type": "error",
+        "metadata": {"code": code, "message": message},
+    }
+
+
+def test_refused_connections_are_retried(rt: Runtime, devllm: DevLLM) -> None:
+    devllm.script({"content": "Back again."})
+    devllm.client.post("/__dev__/refuse", json={"duration_ms": 300}).raise_for_status()
+    time.sleep(0.05)
+    frames = post_stream(rt.client, {"session_id": "refused", "content": "hello"})
+    assert text_of(frames) == "Back again."
+    assert len(devllm.requests()) == 1  # the refused attempts never reached it
+
+
+class SlammingServer:
+    """Accepts TCP connections and closes them at once, counting them."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            connection.close()
+
+
+def test_failing_until_attempts_run_out_is_an_error_event(
+    runtime_factory, devllm: DevLLM, transactional_db: None
+) -> None:  # type: ignore[no-untyped-def]
+    upstream = SlammingServer()
+    dead = runtime_factory(
+        llm_url=f"http://127.0.0.1:{upstream.port}",
+        llm_retry_attempts=3,
+        llm_retry_backoff_seconds=0.05,
+    )
+    frames = post_stream(dead.client, {"session_id": "dead", "content": "anyone?"})
+    assert [f.data for f in frames] == [
+        error_event("upstream_unavailable", "The language model server is unreachable."),
+        "[DONE]",
+    ]
+    assert upstream.accepted == 3  # LLM_RETRY_ATTEMPTS
+    assert statuses("dead") == [
+        ("user", "complete", "anyone?", ""),
+        ("assistant", "failed", "", "upstream_unavailable"),
+    ]
+    upstream.sock.close()
+
+
+def test_429_is_retried_after_retry_after(rt: Runtime, devllm: DevLLM) -> None:
+    devllm.script(
+        {"fault": {"kind": "status", "status": 429, "retry_after": "1"}},
+        {"content": "Finally."},
+    )
+    frames = post_stream(rt.client, {"session_id": "429", "content": "hi"})
+    assert text_of(frames) == "Finally."
+    first, second = devllm.streams()
+    assert second["started_at"] - first["started_at"] >= 1.0  # Retry-After was honoured
+    assert statuses("429")[-1][:3] == ("assistant", "complete", "Finally.")
+
+
+def test_5xx_is_retried_with_backoff(rt: Runtime, devllm: DevLLM) -> None:
+    devllm.script(
+        {"fault": {"kind": "status", "status": 503}, "times": 2}, {"content": "Recovered."}
+    )
+    frames = post_stream(rt.client, {"session_id": "503", "content": "hi"})
+    assert text_of(frames) == "Recovered."
+    assert len(devllm.requests()) == 3
+
+
+def test_5xx_until_attempts_run_out(rt: Runtime, devllm: DevLLM) -> None:
+    devllm.script({"fault": {"kind": "status", "status": 500}, "times": 10})
+    frames = post_stream(rt.client, {"session_id": "500", "content": "hi"})
+    event = frames[-2].data
+    assert event["type"] == "error"
+    assert event["metadata"]["code"] == "upstream_http_error"
+    assert "HTTP 500" in event["metadata"]["message"]
+    assert frames[-1].data == "[DONE]"
+    assert len(devllm.requests()) == 3
+    assert statuses("500")[-1] == ("assistant", "failed", "", "upstream_http_error")
+
+
+def test_client_errors_are_not_retried(rt: Runtime, devllm: DevLLM) -> None:
+    devllm.script({"fault": {"kind": "status", "status": 400}, "times": 10})
+    frames = post_stream(rt.client, {"session_id": "400", "content": "hi"})
+    assert frames[-2].data["metadata"]["code"] == "upstream_http_error"
+    assert len(devllm.requests()) == 1
+
+
+def test_rate_limit_until_attempts_run_out(rt: Runtime, devllm: DevLLM) -> None:
+    devllm.script({"fault": {"kind": "status", "status": 429, "retry_after": "0"}, "times": 10})
+    frames = post_stream(rt.client, {"session_id": "429x", "content": "hi"})
+    assert frames[-2].data == error_event(
+        "upstream_rate_limited", "The language model server is rate limiting."
+    )
+
+
+def test_delay_before_first_byte_sends_heartbeats(rt: Runtime, devllm: DevLLM) -> None:
+    # 0.45 s of silence (under the 0.5 s read timeout) with a 0.2 s heartbeat.
+    devllm.script({"content": "Slow start.", "first_byte_delay_ms": 450})
+    with rt.client.stream(
+        "POST", "/agent/message/stream", json={"session_id": "slow-start", "content": "hi"}
+    ) as response:
+        frames = list(iter_frames(response))
+    first_data = next(i for i, f in enumerate(frames) if f.comment is None)
+    assert first_data >= 1
+    assert all(f.comment == "ping" for f in frames[:first_data])
+    assert text_of([f for f in frames if f.comment is None]) == "Slow start."
+
+
+def test_drop_after_tokens_is_not_retried_and_keeps_the_partial_answer(
+    rt: Runtime, devllm: DevLLM
+) -> None:
+    devllm.script(
+        {"tokens": ["one ", "two ", "three "], "fault": {"kind": "drop", "after_tokens": 2}}
+    )
+    frames = post_stream(rt.client, {"session_id": "drop", "content": "hi"})
+    assert [f.data for f in frames] == [
+        {"token": "one ", "is_final": False, "type": "assistant_message"},
+        {"token": "two ", "is_final": False, "type": "assistant_message"},
+        error_event("upstream_disconnected", "The language model server closed the stream early."),
+        "[DONE]",
+    ]
+    assert len(devllm.requests()) == 1
+    assert statuses("drop") == [
+        ("user", "complete", "hi", ""),
+        ("assistant", "failed", "one two ", "upstream_disconnected"),
+    ]
+
+
+def test_malformed_chunk_fails_the_turn(rt: Runtime, devllm: DevLLM) -> None:
+    devllm.script({"tokens": ["fine "], "fault": {"kind": "malformed", "after_tokens": 1}})
+    frames = post_stream(rt.client, {"session_id": "malformed", "content": "hi"})
+    assert [f.data for f in frames] == [
+        {"token": "fine ", "is_final": False, "type": "assistant_message"},
+        error_event(
+            "upstream_protocol_error", "The language model server sent a malformed stream."
+        ),
+        "[DONE]",
+    ]
+    assert statuses("malformed")[-1] == ("assistant", "failed", "fine ", "upstream_protocol_error")
+    [stream] = devllm.streams()
+    assert stream["disconnected_at"] is not None  # we hung up instead of waiting on it
+
+
+def test_stall_past_the_idle_timeout_fails_the_turn(rt: Runtime, devllm: DevLLM) -> None:
+    devllm.script(
+        {"tokens": ["a ", "b "], "fault": {"kind": "stall", "after_tokens": 1, "stall_ms": 30000}}
+    )
+    frames = post_stream(rt.client, {"session_id": "stall", "content": "hi"})
+    data = [f.data for f in frames]
+    assert data[0] == {"token": "a ", "is_final": False, "type": "assistant_message"}
+    assert data[-2] == error_event(
+        "upstream_timeout", "The language model server stopped responding."
+    )
+    assert len(devllm.requests()) == 1
+    assert statuses("stall")[-1] == ("assistant", "failed", "a ", "upstream_timeout")
+    [stream] = devllm.streams()
+    assert stream["disconnected_at"] is not None
+
+
+def test_client_disconnect_reaches_the_upstream_within_100ms(rt: Runtime, devllm: DevLLM) -> None:
+    devllm.script({"tokens": [f"t{i} " for i in range(500)], "token_delay_ms": 10})
+    with rt.client.stream(
+        "POST", "/agent/message/stream", json={"session_id": "bye", "content": "hi"}
+    ) as response:
+        frames = iter_frames(response)
+        for _ in range(3):
+            next(frames)
+        closed_at = time.time()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and devllm.streams()[0]["disconnected_at"] is None:
+        time.sleep(0.01)
+    [stream] = devllm.streams()
+    assert stream["disconnected_at"] is not None
+    assert stream["disconnected_at"] - closed_at < 0.1
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(statuses("bye")) < 2:
+        time.sleep(0.02)
+    role, status, content, _ = statuses("bye")[1]
+    assert (role, status) == ("assistant", "interrupted")
+    assert content.startswith("t0 t1 t2 ")
