@@ -24,7 +24,7 @@ def make_session(
         session_id=session_id, last_activity_at=last_activity_at or timezone.now()
     )
     if messages:
-        add_messages(session, messages)
+        add_messages(session, messages, touch=False)
     if running or lease_expired:
         offset = timedelta(seconds=-1 if lease_expired else 30)
         Session.objects.filter(pk=session.pk).update(
@@ -34,8 +34,11 @@ def make_session(
     return session
 
 
-def add_messages(session: Session, count: int, **fields: Any) -> list[Message]:
-    """Append ``count`` messages after the session's last one, as the services would."""
+def add_messages(
+    session: Session, count: int, *, touch: bool = True, **fields: Any
+) -> list[Message]:
+    """Append ``count`` messages after the session's last one, as the services would (they
+    also make the session active now, unless ``touch`` is false)."""
     session.refresh_from_db()
     rows = []
     for _ in range(count):
@@ -51,9 +54,8 @@ def add_messages(session: Session, count: int, **fields: Any) -> list[Message]:
             )
         )
     Message.objects.bulk_create(rows)
-    Session.objects.filter(pk=session.pk).update(
-        last_seq=session.last_seq, last_activity_at=timezone.now()
-    )
+    activity = {"last_activity_at": timezone.now()} if touch else {}
+    Session.objects.filter(pk=session.pk).update(last_seq=session.last_seq, **activity)
     return rows
 
 
