@@ -17,5 +17,5 @@ urlpatterns = [
     re_path(r"^(?!admin/)", views.not_found),
 ]
 
-handler404 = "agent_runtime.views.not_found"
+handler404 = "agent_runtime.views.page_not_found"
 handler500 = "agent_runtime.views.server_error"

@@ -44,15 +44,8 @@ def add_messages(
     for _ in range(count):
         session.last_seq += 1
         role = "user" if session.last_seq % 2 else "assistant"
-        rows.append(
-            Message(
-                session=session,
-                seq=session.last_seq,
-                role=role,
-                content=f"{session.session_id} message {session.last_seq}",
-                **fields,
-            )
-        )
+        values = {"role": role, "content": f"{session.session_id} message {session.last_seq}"}
+        rows.append(Message(session=session, seq=session.last_seq, **(values | fields)))
     Message.objects.bulk_create(rows)
     activity = {"last_activity_at": timezone.now()} if touch else {}
     Session.objects.filter(pk=session.pk).update(last_seq=session.last_seq, **activity)
