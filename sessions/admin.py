@@ -100,8 +100,7 @@ class SessionAdmin(admin.ModelAdmin):
         "last_activity_at",
         "last_model",
         "tokens",
-        "failed",
-        "interrupted",
+        "problems",
         "turn_running",
     )
     list_filter = (OutcomeFilter, TurnRunningFilter, "created_at")
@@ -141,18 +140,31 @@ class SessionAdmin(admin.ModelAdmin):
         total = session.total_tokens  # type: ignore[attr-defined]
         return "—" if total is None else total
 
-    @admin.display(description="failed", boolean=True, ordering="has_failed")
-    def failed(self, session: Session) -> bool:
-        return session.has_failed  # type: ignore[attr-defined]
+    @admin.display(description="problems")
+    def problems(self, session: Session) -> str:
+        """Whether a turn failed, or was interrupted or cancelled; a dash when none did."""
+        labels = [
+            label
+            for flag, label in (
+                (session.has_failed, "failed"),  # type: ignore[attr-defined]
+                (session.has_interrupted, "interrupted"),  # type: ignore[attr-defined]
+            )
+            if flag
+        ]
+        if not labels:
+            return "—"
+        return format_html(
+            '<strong class="problems" style="color: var(--error-fg)">{}</strong>',
+            ", ".join(labels),
+        )
 
-    @admin.display(description="interrupted", boolean=True, ordering="has_interrupted")
-    def interrupted(self, session: Session) -> bool:
-        return session.has_interrupted  # type: ignore[attr-defined]
-
-    @admin.display(description="turn running", boolean=True)
-    def turn_running(self, session: Session) -> bool:
+    @admin.display(description="turn running")
+    def turn_running(self, session: Session) -> str:
         expires = session.active_turn_expires_at
-        return session.active_turn_id is not None and (expires is None or expires > timezone.now())
+        running = session.active_turn_id is not None and (
+            expires is None or expires > timezone.now()
+        )
+        return "running" if running else "—"
 
     # --- The transcript on the session's page --------------------------------------------------
 

@@ -35,11 +35,9 @@ def row_cells(html: str, session_id: str) -> list[str]:
     return re.findall(r"<td[^>]*>(.*?)</td>", row.group(0), re.S)
 
 
-def alt(cell: str) -> str:
-    """The value of a boolean column's icon."""
-    match = re.search(r'alt="(\w+)"', cell)
-    assert match is not None, cell
-    return match.group(1)
+def text(cell: str) -> str:
+    """A cell's text, without its markup."""
+    return re.sub(r"<[^>]+>", "", cell).strip()
 
 
 def queries_for(client: Client, url: str) -> int:
@@ -62,13 +60,20 @@ def test_the_list_shows_count_activity_model_tokens_and_outcome(admin_client: Cl
     tool_conversation("with-tools")
     failed = make_session("broke", messages=1)
     add_messages(failed, 1, status=Message.Status.FAILED, error_code="upstream_timeout")
+    cut = make_session("cut", messages=1)
+    add_messages(cut, 1, status=Message.Status.CANCELLED)
+    both = make_session("both", messages=1, running=True)
+    add_messages(both, 1, status=Message.Status.FAILED)
+    add_messages(both, 1, status=Message.Status.INTERRUPTED)
     html = admin_client.get(CHANGELIST).content.decode()
-    # Cells: checkbox, messages, last activity, model, total tokens, failed, interrupted, running.
+    # Cells: checkbox, messages, last activity, model, total tokens, problems, turn running.
     tools = row_cells(html, "with-tools")
     assert tools[1] == "4"
     assert (tools[3], tools[4]) == ("dev-llm", "55")  # model of the latest answer, total tokens
-    assert [alt(cell) for cell in tools[5:8]] == ["False", "False", "False"]
-    assert [alt(cell) for cell in row_cells(html, "broke")[5:8]] == ["True", "False", "False"]
+    assert (tools[5], tools[6]) == ("—", "—")
+    assert [text(c) for c in row_cells(html, "broke")[5:7]] == ["failed", "—"]
+    assert [text(c) for c in row_cells(html, "cut")[5:7]] == ["interrupted", "—"]
+    assert [text(c) for c in row_cells(html, "both")[5:7]] == ["failed, interrupted", "running"]
 
 
 def test_search_by_session_id_and_by_message_text(admin_client: Client) -> None:
