@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sessions.records import PruneResult
-from sessions.services import session_prune
+from sessions.services import DEFAULT_PRUNE_BATCH, session_prune
 
 _AGE = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "": "days"}
@@ -53,9 +53,9 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch-size",
             type=int,
-            default=1000,
+            default=DEFAULT_PRUNE_BATCH,
             metavar="N",
-            help="Sessions deleted per transaction (default 1000).",
+            help=f"Sessions deleted per transaction (default {DEFAULT_PRUNE_BATCH}).",
         )
 
     def handle(self, *args: object, **options: object) -> None:
