@@ -31,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "servestatic",
     "agent_runtime.apps.AgentRuntimeConfig",
     "sessions.apps.AgentSessionsConfig",
     "streaming.apps.StreamingConfig",
@@ -41,6 +42,7 @@ MIDDLEWARE = [
     "agent_runtime.middleware.ErrorJsonMiddleware",
     "agent_runtime.middleware.InternalAuthMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -98,6 +100,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Static, i18n ------------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+# The admin's static files are served by ServeStatic's async middleware under uvicorn, straight
+# from the installed apps (no collectstatic step); a reverse proxy may serve /static/ instead.
+SERVESTATIC_USE_FINDERS = True
 USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"

@@ -2,16 +2,20 @@ from django.contrib import admin
 from django.urls import path, re_path
 
 from agent_runtime import views
+from sessions import views as sessions_views
 from streaming import views as streaming_views
 
 urlpatterns = [
     path("health", views.health),
     path("agent/message/stream", streaming_views.message_stream),
     path("agent/sessions/<str:session_id>/cancel", streaming_views.session_cancel),
+    path("agent/sessions", sessions_views.session_list),
+    path("agent/sessions/<str:session_id>", sessions_views.session_detail),
+    path("agent/sessions/<str:session_id>/messages", sessions_views.message_list),
     path("admin/", admin.site.urls),
     # Unknown paths answer with the JSON error body, whatever DEBUG says.
     re_path(r"^(?!admin/)", views.not_found),
 ]
 
-handler404 = "agent_runtime.views.not_found"
+handler404 = "agent_runtime.views.page_not_found"
 handler500 = "agent_runtime.views.server_error"

@@ -27,5 +27,11 @@ async def not_found(request: HttpRequest, exception: Exception | None = None) ->
     return error_response(NotFound(f"No such path: {request.path}"))
 
 
+def page_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """``handler404`` (an ``Http404`` raised by a view, e.g. in the admin). Django calls error
+    handlers synchronously, so it must not be a coroutine function like ``not_found``."""
+    return error_response(NotFound(f"No such path: {request.path}"))
+
+
 def server_error(request: HttpRequest) -> JsonResponse:
     return error_response(AgentRuntimeError())

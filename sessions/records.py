@@ -1,6 +1,7 @@
 """Typed values that cross the service boundary (no model instances leave a transaction)."""
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -49,3 +50,82 @@ class TurnStart:
     replay: list[StoredMessage] | None = None
     #: Set when a tool result was stored but other calls of its step still wait for theirs.
     pending_call_ids: list[str] | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class SessionInfo:
+    """A session's metadata, as the sessions API and the admin show it."""
+
+    session_id: str
+    created_at: datetime
+    last_activity_at: datetime
+    message_count: int
+    #: A turn holds the session's lease and the lease has not expired.
+    turn_running: bool
+
+
+@dataclass(slots=True, frozen=True)
+class ActivityKey:
+    """A session's place in the most-recently-active-first order: ``(last_activity_at, pk)``."""
+
+    last_activity_at: datetime
+    pk: int
+
+
+@dataclass(slots=True, frozen=True)
+class SessionPage:
+    sessions: list[SessionInfo]
+    #: Where the next page starts; ``None`` on the last page.
+    next_key: ActivityKey | None
+
+
+@dataclass(slots=True, frozen=True)
+class MessageInfo:
+    """A stored message with everything a reader of the history needs."""
+
+    seq: int
+    role: str
+    content: str
+    status: str
+    created_at: datetime
+    tool_calls: list[dict[str, Any]] | None
+    tool_call_id: str | None
+    tool_name: str
+    model: str
+    #: ``{"prompt_tokens", "completion_tokens", "total_tokens"}``, or ``None`` when unknown.
+    usage: dict[str, int | None] | None
+    finish_reason: str
+    error_code: str
+
+
+@dataclass(slots=True, frozen=True)
+class MessagePage:
+    session_id: str
+    messages: list[MessageInfo]
+    #: More messages follow the last one of this page.
+    has_more: bool
+
+
+@dataclass(slots=True, frozen=True)
+class TranscriptPage:
+    """One page of a session's transcript, for the admin."""
+
+    messages: list[MessageInfo]
+    number: int
+    num_pages: int
+    count: int
+    start_index: int
+    end_index: int
+
+
+@dataclass(slots=True)
+class PruneResult:
+    """What ``session_prune`` deleted (or, in a dry run, would delete)."""
+
+    cutoff: datetime
+    dry_run: bool = False
+    sessions: int = 0
+    messages: int = 0
+    #: Sessions idle past the cutoff that were kept because a turn is running in them.
+    kept_running: int = 0
+    batches: int = 0

@@ -1,13 +1,26 @@
 """Reads of sessions and messages."""
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
+from django.core.paginator import Paginator
+from django.db.models import Aggregate, Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from sessions.models import Message, Session
-from sessions.records import StoredMessage
+from sessions.records import (
+    ActivityKey,
+    MessageInfo,
+    MessagePage,
+    SessionInfo,
+    SessionPage,
+    StoredMessage,
+    TranscriptPage,
+)
 
 _HISTORY_FIELDS = ("seq", "role", "content", "tool_calls", "tool_call_id")
 
@@ -124,3 +137,223 @@ def turn_cancels_requested(*, turn_ids: Sequence[UUID]) -> list[UUID]:
     return list(
         Session.objects.filter(cancel_turn_id__in=turn_ids).values_list("cancel_turn_id", flat=True)
     )
+
+
+# --- Sessions API, admin and pruning -------------------------------------------------------
+
+_SESSION_FIELDS = (
+    "pk",
+    "session_id",
+    "created_at",
+    "last_activity_at",
+    "active_turn_id",
+    "active_turn_expires_at",
+)
+_MESSAGE_FIELDS = (
+    "seq",
+    "role",
+    "content",
+    "status",
+    "created_at",
+    "tool_calls",
+    "tool_call_id",
+    "tool_name",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "finish_reason",
+    "error_code",
+)
+#: Statuses of a turn that did not complete: the upstream failed, or the turn was cut short.
+FAILED_STATUSES = (Message.Status.FAILED,)
+INTERRUPTED_STATUSES = (Message.Status.INTERRUPTED, Message.Status.CANCELLED)
+
+
+def lease_held_q(now: datetime) -> Q:
+    """Sessions in which a turn holds an unexpired lease (``services._lease_held`` in SQL)."""
+    return Q(active_turn_id__isnull=False) & (
+        Q(active_turn_expires_at__isnull=True) | Q(active_turn_expires_at__gt=now)
+    )
+
+
+def _per_session(aggregate: Aggregate) -> Subquery:
+    """A correlated subquery computing ``aggregate`` over the session's messages."""
+    return Subquery(
+        Message.objects.filter(session=OuterRef("pk"))
+        .order_by()
+        .values("session")
+        .annotate(value=aggregate)
+        .values("value")
+    )
+
+
+def _message_count() -> Coalesce:
+    # A subquery, not a JOIN + GROUP BY: it reads only the (session, seq) index per row shown.
+    return Coalesce(_per_session(Count("*")), 0)
+
+
+def _session_info(row: dict[str, Any], now: datetime) -> SessionInfo:
+    expires = row["active_turn_expires_at"]
+    return SessionInfo(
+        session_id=row["session_id"],
+        created_at=row["created_at"],
+        last_activity_at=row["last_activity_at"],
+        message_count=row["message_count"],
+        turn_running=row["active_turn_id"] is not None and (expires is None or expires > now),
+    )
+
+
+def _message_info(row: dict[str, Any]) -> MessageInfo:
+    usage: dict[str, int | None] | None = {
+        "prompt_tokens": row["prompt_tokens"],
+        "completion_tokens": row["completion_tokens"],
+        "total_tokens": row["total_tokens"],
+    }
+    if all(value is None for value in usage.values()):  # type: ignore[union-attr]
+        usage = None
+    return MessageInfo(
+        seq=row["seq"],
+        role=row["role"],
+        content=row["content"],
+        status=row["status"],
+        created_at=row["created_at"],
+        tool_calls=row["tool_calls"],
+        tool_call_id=row["tool_call_id"],
+        tool_name=row["tool_name"],
+        model=row["model"],
+        usage=usage,
+        finish_reason=row["finish_reason"],
+        error_code=row["error_code"],
+    )
+
+
+def session_list(*, limit: int, after: ActivityKey | None = None) -> SessionPage:
+    """Sessions, most recently active first, starting after ``after``: one query a page.
+
+    Keyset pagination on ``(last_activity_at, pk)`` (the ``session_activity_idx`` index): a
+    session created or active while a client pages moves to the front, before the pages already
+    read, so the pages still to come neither repeat nor skip any session that stayed idle.
+    """
+    now = timezone.now()
+    sessions = Session.objects.annotate(message_count=_message_count())
+    if after is not None:
+        sessions = sessions.filter(
+            Q(last_activity_at__lt=after.last_activity_at)
+            | Q(last_activity_at=after.last_activity_at, pk__lt=after.pk)
+        )
+    rows = list(
+        sessions.order_by("-last_activity_at", "-pk").values(*_SESSION_FIELDS, "message_count")[
+            : limit + 1
+        ]
+    )
+    next_key = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        next_key = ActivityKey(last_activity_at=rows[-1]["last_activity_at"], pk=rows[-1]["pk"])
+    return SessionPage(sessions=[_session_info(row, now) for row in rows], next_key=next_key)
+
+
+def session_get(*, session_id: str) -> SessionInfo | None:
+    """One session's metadata, or ``None`` if there is no such session (one query)."""
+    now = timezone.now()
+    row = (
+        Session.objects.filter(session_id=session_id)
+        .annotate(message_count=_message_count())
+        .values(*_SESSION_FIELDS, "message_count")
+        .first()
+    )
+    return None if row is None else _session_info(row, now)
+
+
+def message_list(*, session_id: str, after_seq: int, limit: int) -> MessagePage | None:
+    """Up to ``limit`` messages with ``seq > after_seq``, in order; ``None`` for an unknown
+    session. Two queries whatever the page: the session, then the page by ``(session, seq)``.
+
+    Messages are only ever appended with increasing ``seq``, so paging by ``after_seq`` never
+    repeats or skips a message, however many arrive between two pages.
+    """
+    session_pk = Session.objects.filter(session_id=session_id).values_list("pk", flat=True).first()
+    if session_pk is None:
+        return None
+    rows = list(
+        Message.objects.filter(session_id=session_pk, seq__gt=after_seq)
+        .order_by("seq")
+        .values(*_MESSAGE_FIELDS)[: limit + 1]
+    )
+    return MessagePage(
+        session_id=session_id,
+        messages=[_message_info(row) for row in rows[:limit]],
+        has_more=len(rows) > limit,
+    )
+
+
+def message_transcript(*, session_pk: int, page: int | str | None, per_page: int) -> TranscriptPage:
+    """One page of a session's messages in order, for the admin (two queries: count, page)."""
+    paginator = Paginator(
+        Message.objects.filter(session_id=session_pk).order_by("seq").values(*_MESSAGE_FIELDS),
+        per_page,
+    )
+    current = paginator.get_page(page)  # out-of-range or malformed numbers give a valid page
+    return TranscriptPage(
+        messages=[_message_info(row) for row in current.object_list],
+        number=current.number,
+        num_pages=paginator.num_pages,
+        count=paginator.count,
+        start_index=current.start_index(),
+        end_index=current.end_index(),
+    )
+
+
+def session_admin_queryset() -> QuerySet[Session]:
+    """Sessions annotated with what the admin's list shows, computed in the list's one query."""
+    return Session.objects.annotate(
+        message_count=_message_count(),
+        total_tokens=_per_session(Sum("total_tokens")),
+        model=Subquery(
+            Message.objects.filter(session=OuterRef("pk"), role=Message.Role.ASSISTANT)
+            .exclude(model="")
+            .order_by("-seq")
+            .values("model")[:1]
+        ),
+        has_failed=Exists(
+            Message.objects.filter(session=OuterRef("pk"), status__in=FAILED_STATUSES)
+        ),
+        has_interrupted=Exists(
+            Message.objects.filter(session=OuterRef("pk"), status__in=INTERRUPTED_STATUSES)
+        ),
+    )
+
+
+def session_prune_batch(
+    *, cutoff: datetime, now: datetime, after: ActivityKey | None, limit: int
+) -> list[ActivityKey]:
+    """The next ``limit`` sessions idle since before ``cutoff`` with no running turn, oldest
+    first, after ``after``: only their keys, so memory stays bounded by ``limit``."""
+    sessions = Session.objects.filter(last_activity_at__lt=cutoff).exclude(lease_held_q(now))
+    if after is not None:
+        sessions = sessions.filter(
+            Q(last_activity_at__gt=after.last_activity_at)
+            | Q(last_activity_at=after.last_activity_at, pk__gt=after.pk)
+        )
+    return [
+        ActivityKey(last_activity_at=at, pk=pk)
+        for at, pk in sessions.order_by("last_activity_at", "pk").values_list(
+            "last_activity_at", "pk"
+        )[:limit]
+    ]
+
+
+def session_prune_counts(*, cutoff: datetime, now: datetime) -> tuple[int, int, int]:
+    """``(sessions, messages, kept_running)`` that a prune at ``cutoff`` would delete or keep."""
+    idle = Session.objects.filter(last_activity_at__lt=cutoff)
+    counts = idle.aggregate(idle=Count("pk"), running=Count("pk", filter=lease_held_q(now)))
+    messages = Message.objects.filter(
+        session__in=idle.exclude(lease_held_q(now)).values("pk")
+    ).count()
+    return counts["idle"] - counts["running"], messages, counts["running"]
+
+
+def session_idle_running_count(*, cutoff: datetime, now: datetime) -> int:
+    """Sessions idle since before ``cutoff`` in which a turn is nevertheless running."""
+    return Session.objects.filter(lease_held_q(now), last_activity_at__lt=cutoff).count()
