@@ -9,7 +9,16 @@ from tests.servers import Runtime
 pytestmark = pytest.mark.e2e
 
 STREAM = "/agent/message/stream"
-PROTECTED = [("POST", STREAM), ("GET", "/agent/sessions"), ("GET", "/no/such/path")]
+# Every route but /health, the OpenAPI document and the admin (which has its own login).
+PROTECTED = [
+    ("POST", STREAM),
+    ("GET", "/agent/sessions"),
+    ("GET", "/agent/sessions/s"),
+    ("DELETE", "/agent/sessions/s"),
+    ("GET", "/agent/sessions/s/messages"),
+    ("POST", "/agent/sessions/s/cancel"),
+    ("GET", "/no/such/path"),
+]
 
 
 def _nothing_written() -> None:

@@ -207,6 +207,29 @@ def test_a_tool_that_times_out_is_an_error_result(rt: Runtime, devllm: DevLLM) -
     assert Message.objects.get(session__session_id="slow", role="tool").error_code == "timeout"
 
 
+def test_the_calculator_refuses_code_and_huge_numbers(rt: Runtime, devllm: DevLLM) -> None:
+    devllm.script(
+        {
+            "tool_calls": [
+                call("calculator", {"expr": "__import__('os')"}, "k1"),
+                call("calculator", {"expr": "9**9**9"}, "k2"),
+                call("calculator", {"expr": "1+" * 150 + "1"}, "k3"),
+            ]
+        },
+        {"content": "No."},
+    )
+    events = data(post_stream(rt.client, {"session_id": "calc", "content": "hack"}))
+    errors = {
+        e["metadata"]["call_id"]: e["metadata"]["error"]
+        for e in events
+        if e != "[DONE]" and e["type"] == "tool_result"
+    }
+    assert errors["k1"] == "CalculatorError: Call is not allowed in an arithmetic expression"
+    assert errors["k2"] == "CalculatorError: exponent larger than 1000"
+    # Over the arguments model's max_length: rejected before the tool runs.
+    assert errors["k3"].startswith("invalid arguments: expr: String should have at most 200")
+
+
 def test_unknown_tool_is_an_error_result(rt: Runtime, devllm: DevLLM) -> None:
     devllm.script({"tool_calls": [call("rm_rf", {}, "u")]}, {"content": "ok"})
     events = data(post_stream(rt.client, {"session_id": "unknown-tool", "content": "go"}))
