@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+import uuid
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -316,7 +317,7 @@ class DevLLMApp:
                 if isinstance(call.arguments, str)
                 else orjson.dumps(call.arguments).decode()
             )
-            call_id = call.id or f"call_{stream.index}_{i}"
+            call_id = call.id or f"call_{uuid.uuid4().hex[:16]}"
             opening = {
                 "index": i,
                 "id": call_id,
