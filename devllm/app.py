@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import uuid
 import time
+import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
