@@ -33,6 +33,14 @@ NOT_EXECUTED = orjson.dumps(
 ).decode()
 
 _LEASE_FIELDS = ["active_turn_id", "active_turn_expires_at", "cancel_turn_id"]
+# What opening a turn or storing a tool result changes on the session row.
+_TURN_STATE_FIELDS = [
+    *_LEASE_FIELDS,
+    "pending_tool_calls",
+    "last_activity_at",
+    "last_seq",
+    "updated_at",
+]
 
 
 def _session_for_update(*, session_id: str, create: bool) -> Session | None:
@@ -153,15 +161,7 @@ def turn_open(
             NewMessage(role=Message.Role.USER, content=content, client_message_id=client_message_id)
         )
         _append(session, turn_id, messages)
-        session.save(
-            update_fields=[
-                *_LEASE_FIELDS,
-                "pending_tool_calls",
-                "last_activity_at",
-                "last_seq",
-                "updated_at",
-            ]
-        )
+        session.save(update_fields=_TURN_STATE_FIELDS)
     return TurnStart(session_pk=session.pk, turn_id=turn_id, history=_history(session.pk))
 
 
@@ -205,15 +205,7 @@ def tool_result_submit(
         session.last_activity_at = timezone.now()
         if not remaining:
             _take_lease(session, turn_id)
-        session.save(
-            update_fields=[
-                *_LEASE_FIELDS,
-                "pending_tool_calls",
-                "last_activity_at",
-                "last_seq",
-                "updated_at",
-            ]
-        )
+        session.save(update_fields=_TURN_STATE_FIELDS)
     if remaining:
         return TurnStart(
             session_pk=session.pk, turn_id=turn_id, pending_call_ids=[c["id"] for c in remaining]
