@@ -48,6 +48,16 @@ def settings_problems() -> list[str]:
         problems.append("AGENT_RUNTIME__TOOL_MAX_STEPS must be at least 1.")
     if not settings.LLM_PROXY_URL.startswith(("http://", "https://")):
         problems.append("AGENT_RUNTIME__LLM_PROXY_URL must be an http(s) URL.")
+    if settings.LOG_FORMAT not in ("json", "plain"):
+        problems.append("AGENT_RUNTIME__LOG_FORMAT must be json or plain.")
+    if settings.WORKERS < 1:
+        problems.append("AGENT_RUNTIME__WORKERS must be at least 1.")
+    for origin in settings.CORS_ALLOWED_ORIGINS:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            problems.append(
+                f"AGENT_RUNTIME__CORS_ALLOWED_ORIGINS: {origin!r} is not an origin "
+                "(scheme://host[:port]) or *."
+            )
     return problems
 
 

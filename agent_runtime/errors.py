@@ -7,6 +7,7 @@ to JSON lives in :func:`error_response` and nowhere else.
 from typing import Any
 
 from django.http import JsonResponse
+from pydantic import BaseModel, Field
 
 
 class AgentRuntimeError(Exception):
@@ -26,6 +27,10 @@ class AgentRuntimeError(Exception):
         if self.errors is not None:
             body["errors"] = self.errors
         return body
+
+
+class BadRequest(AgentRuntimeError):
+    code, status, detail = "bad_request", 400, "Bad request."
 
 
 class Unauthorized(AgentRuntimeError):
@@ -80,6 +85,39 @@ class Unavailable(AgentRuntimeError):
 
 def error_response(error: AgentRuntimeError) -> JsonResponse:
     return JsonResponse(error.as_dict(), status=error.status)
+
+
+class FieldError(BaseModel):
+    """One invalid field of a rejected request."""
+
+    field: str = Field(description="Dotted path of the field, or `body`.")
+    message: str
+    type: str = Field(description="Pydantic's error type, e.g. `string_pattern_mismatch`.")
+
+
+class ErrorBody(BaseModel):
+    """The body of every non-2xx response (the OpenAPI document is generated from this)."""
+
+    detail: str = Field(description="For a human.")
+    code: str = Field(description="For a program; stable.")
+    errors: list[FieldError] | None = Field(
+        default=None, description="Each invalid field; validation failures only."
+    )
+
+
+def client_error_codes() -> dict[int, list[str]]:
+    """The codes each HTTP status can carry, from the error classes (upstream errors excluded:
+    they reach a client as an SSE ``error`` event, never as a status)."""
+    codes: dict[int, list[str]] = {}
+    pending = [AgentRuntimeError]
+    while pending:
+        cls = pending.pop()
+        pending.extend(cls.__subclasses__())
+        if issubclass(cls, UpstreamError):
+            continue
+        if cls.code not in codes.setdefault(cls.status, []):
+            codes[cls.status].append(cls.code)
+    return {status: sorted(values) for status, values in sorted(codes.items())}
 
 
 class UpstreamError(AgentRuntimeError):

@@ -1,24 +1,31 @@
-"""Async-capable middleware: the internal-key check and the JSON error map."""
+"""Async-only middleware: request ids and logs, CORS, the internal-key check, the error map."""
 
 import hmac
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import MiddlewareNotUsed, RequestDataTooBig
 from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
+from django.utils.cache import patch_vary_headers
 
+from agent_runtime.api import allowed_methods
 from agent_runtime.errors import (
     AgentRuntimeError,
+    MethodNotAllowed,
     PayloadTooLarge,
     Unauthorized,
     Unavailable,
     error_response,
 )
+from agent_runtime.logs import accepted_request_id, bind_request
+from agent_runtime.metrics import http_request_observed
 
 logger = logging.getLogger(__name__)
+request_logger = logging.getLogger("agent_runtime.requests")
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
@@ -36,6 +43,75 @@ class _AsyncMiddleware:
         markcoroutinefunction(self)
 
 
+class RequestIdMiddleware(_AsyncMiddleware):
+    """Gives each request an id (the client's ``X-Request-ID`` if acceptable), logs and counts it.
+
+    The id goes into the log context of the request's task, so every line logged while the
+    request (and its streamed body) runs carries it; it is echoed in the response header.
+    """
+
+    # Probes and scrapes hit these every few seconds: their lines go to DEBUG.
+    QUIET_PATHS = frozenset({"/health", "/metrics"})
+
+    async def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = accepted_request_id(request.headers.get("X-Request-ID"))
+        bind_request(request_id)
+        started = time.perf_counter()
+        response = await self.get_response(request)
+        response["X-Request-ID"] = request_id
+        http_request_observed(method=request.method or "", status=response.status_code)
+        request_logger.log(
+            logging.DEBUG if request.path in self.QUIET_PATHS else logging.INFO,
+            "request",
+            extra={
+                "method": request.method,
+                "path": request.path[:200],
+                "status": response.status_code,
+                # For an event stream: the time to the response headers, not to its end.
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                "streaming": response.streaming,
+            },
+        )
+        return response
+
+
+class CorsMiddleware(_AsyncMiddleware):
+    """CORS for the origins in ``CORS_ALLOWED_ORIGINS``; removed from the chain when empty."""
+
+    ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
+    ALLOW_HEADERS = "Content-Type, X-Internal-Auth, X-Request-ID, Last-Event-ID"
+    MAX_AGE = "600"
+
+    def __init__(self, get_response: GetResponse) -> None:
+        super().__init__(get_response)
+        self._origins = frozenset(settings.CORS_ALLOWED_ORIGINS)
+        if not self._origins:
+            raise MiddlewareNotUsed()
+
+    def _allowed(self, origin: str | None) -> bool:
+        return origin is not None and ("*" in self._origins or origin in self._origins)
+
+    async def __call__(self, request: HttpRequest) -> HttpResponse:
+        origin = request.headers.get("Origin")
+        allowed = self._allowed(origin)
+        preflight = (
+            request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
+        )
+        if preflight and allowed:
+            # Answered here: a preflight carries no X-Internal-Auth.
+            response = HttpResponse(status=204)
+            response["Access-Control-Allow-Methods"] = self.ALLOW_METHODS
+            response["Access-Control-Allow-Headers"] = self.ALLOW_HEADERS
+            response["Access-Control-Max-Age"] = self.MAX_AGE
+        else:
+            response = await self.get_response(request)
+        if allowed:
+            response["Access-Control-Allow-Origin"] = origin
+            response["Access-Control-Expose-Headers"] = "X-Request-ID"
+        patch_vary_headers(response, ("Origin",))
+        return response
+
+
 class InternalAuthMiddleware(_AsyncMiddleware):
     """Requires ``X-Internal-Auth`` on every path but the public ones; constant-time compare."""
 
@@ -45,6 +121,10 @@ class InternalAuthMiddleware(_AsyncMiddleware):
         self._public = tuple(settings.PUBLIC_PATH_PREFIXES)
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
+        if not request.path.startswith("/admin/"):
+            # CSRF protects cookie sessions, which only the admin has: a browser cannot send
+            # X-Internal-Auth cross-site, so the API's methods answer 405/404, never CSRF 403.
+            request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
         if request.path.startswith(self._public) or request.path == "/health":
             return await self.get_response(request)
         sent = request.headers.get("X-Internal-Auth", "").encode()
@@ -61,6 +141,13 @@ class ErrorJsonMiddleware(_AsyncMiddleware):
         return await self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, MethodNotAllowed):
+            response = error_response(exception)
+            match = request.resolver_match
+            methods = allowed_methods(match.route) if match is not None else []
+            if methods:
+                response["Allow"] = ", ".join(methods)  # required with a 405 (RFC 9110)
+            return response
         if isinstance(exception, AgentRuntimeError):
             return error_response(exception)
         if isinstance(exception, RequestDataTooBig):

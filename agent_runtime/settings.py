@@ -4,6 +4,7 @@ Each setting is declared once with a safe default; production differs only by en
 variables (or a ``.env`` file beside ``manage.py``).
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -39,6 +40,10 @@ INSTALLED_APPS = [
 
 # Every middleware here is async-capable: a sync one would add a thread hop per request.
 MIDDLEWARE = [
+    # First: every response, error or not, carries X-Request-ID and is logged and counted.
+    "agent_runtime.middleware.RequestIdMiddleware",
+    # Before the key check, which a browser's preflight cannot pass; off unless configured.
+    "agent_runtime.middleware.CorsMiddleware",
     "agent_runtime.middleware.ErrorJsonMiddleware",
     "agent_runtime.middleware.InternalAuthMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -118,6 +123,31 @@ INTERNAL_API_KEY = env.str("INTERNAL_API_KEY", default="")
 # Paths served without the internal key (the admin has its own login).
 PUBLIC_PATH_PREFIXES = ("/health", "/admin/", "/openapi.json", "/static/")
 
+# --- HTTPS and browsers ------------------------------------------------------------------------
+# ``manage.py check --deploy`` is silent with the production values listed in .env.example.
+# Redirect plain HTTP to HTTPS (off: TLS usually ends at a proxy in front of the service).
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+# The container health check and Prometheus call these over plain HTTP from inside.
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]
+# Behind a TLS-terminating proxy that sets X-Forwarded-Proto (only then: clients could forge it).
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https")
+    if env.bool("SECURE_PROXY_SSL_HEADER", default=False)
+    else None
+)
+# Strict-Transport-Security, sent on HTTPS responses only; opt-in, as it binds browsers for
+# its whole lifetime.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+# The admin's cookies travel over HTTPS only, unless in development.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+# Origins allowed to post the admin's forms over HTTPS, e.g. https://runtime.example.com.
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+# Browser origins allowed to call the API (CORS); empty: no CORS headers at all. "*": any.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+
 # --- Upstream LLM ------------------------------------------------------------------------------
 LLM_PROXY_URL = env.str("LLM_PROXY_URL", default="http://127.0.0.1:8002")
 LLM_MODEL = env.str("LLM_MODEL", default="dev-llm")
@@ -142,18 +172,38 @@ CONTEXT_MAX_MESSAGES = env.int("CONTEXT_MAX_MESSAGES", default=200)
 CONTEXT_MAX_TOKENS = env.int("CONTEXT_MAX_TOKENS", default=32_000)
 
 # --- Logging -----------------------------------------------------------------------------------
+# json: one JSON object per line (for log shippers); plain: for people at a terminal.
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json").lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"context": {"()": "agent_runtime.logs.ContextFilter"}},
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        # Both remove these values from every line, whatever logged them.
+        "json": {
+            "()": "agent_runtime.logs.JsonFormatter",
+            "secrets": [INTERNAL_API_KEY, SECRET_KEY, LLM_API_KEY, LLM_PROXY_KEY],
+        },
+        "plain": {
+            "()": "agent_runtime.logs.PlainFormatter",
+            "secrets": [INTERNAL_API_KEY, SECRET_KEY, LLM_API_KEY, LLM_PROXY_KEY],
+        },
     },
     "handlers": {
-        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT if LOG_FORMAT in ("json", "plain") else "json",
+            "filters": ["context"],
+        },
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        # 4xx answers are in our own request log already; keep Django's for 5xx only.
+        "django.request": {"level": "ERROR"},
+        # uvicorn's own lines in the same format (it configured them before Django started).
+        "uvicorn": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
         # httpx logs every upstream request at INFO; that is noise at our request rate.
         "httpx": {"level": "WARNING"},
     },
@@ -197,3 +247,9 @@ HEARTBEAT_SECONDS = env.float("HEARTBEAT_SECONDS", default=15.0)
 SESSION_BUSY_STRATEGY = env.str("SESSION_BUSY_STRATEGY", default="reject")
 # How long enqueue and interrupt wait for the running turn to end before answering 409.
 SESSION_BUSY_WAIT_SECONDS = env.float("SESSION_BUSY_WAIT_SECONDS", default=30.0)
+
+# --- Serving (``manage.py serve``, the container's entry point) --------------------------------
+HOST = env.str("HOST", default="127.0.0.1")
+PORT = env.int("PORT", default=8001)
+# uvicorn worker processes; WEB_CONCURRENCY is the common name hosting platforms set.
+WORKERS = env.int("WORKERS", default=int(os.environ.get("WEB_CONCURRENCY") or 1))

@@ -7,6 +7,8 @@ from streaming import views as streaming_views
 
 urlpatterns = [
     path("health", views.health),
+    path("metrics", views.metrics_view),
+    path("openapi.json", views.openapi),
     path("agent/message/stream", streaming_views.message_stream),
     path("agent/sessions/<str:session_id>/cancel", streaming_views.session_cancel),
     path("agent/sessions", sessions_views.session_list),
@@ -14,8 +16,9 @@ urlpatterns = [
     path("agent/sessions/<str:session_id>/messages", sessions_views.message_list),
     path("admin/", admin.site.urls),
     # Unknown paths answer with the JSON error body, whatever DEBUG says.
-    re_path(r"^(?!admin/)", views.not_found),
+    re_path(r"^(?!admin/)", views.not_found, name="not-found"),
 ]
 
+handler400 = "agent_runtime.views.bad_request"
 handler404 = "agent_runtime.views.page_not_found"
 handler500 = "agent_runtime.views.server_error"

@@ -1,26 +1,60 @@
-"""Service-level views: health and the JSON fallbacks for unknown paths and crashes."""
+"""Service-level views: health, metrics, the OpenAPI document and the JSON fallbacks."""
 
+from functools import cache
+
+import orjson
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from agent_runtime.errors import AgentRuntimeError, MethodNotAllowed, NotFound, error_response
-from agent_runtime.health import database_ping
+from agent_runtime import metrics
+from agent_runtime.errors import (
+    AgentRuntimeError,
+    BadRequest,
+    MethodNotAllowed,
+    NotFound,
+    error_response,
+)
+from agent_runtime.health import HealthBody, database_ping
+from agent_runtime.openapi import openapi_document
 
 
 async def health(request: HttpRequest) -> JsonResponse:
     if request.method not in ("GET", "HEAD"):
         raise MethodNotAllowed()
     ok = await sync_to_async(database_ping)()
-    return JsonResponse(
-        {
-            "status": "healthy" if ok else "unhealthy",
-            "service": "agent-runtime",
-            "version": settings.VERSION,
-            "database": "ok" if ok else "unavailable",
-        },
-        status=200 if ok else 503,
+    body = HealthBody(
+        status="healthy" if ok else "unhealthy",
+        version=settings.VERSION,
+        database="ok" if ok else "unavailable",
     )
+    return JsonResponse(body.model_dump(), status=200 if ok else 503)
+
+
+async def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition; behind X-Internal-Auth like the API."""
+    if request.method not in ("GET", "HEAD"):
+        raise MethodNotAllowed()
+    # Multiprocess mode reads one file per worker and metric: off the event loop.
+    body, content_type = await sync_to_async(metrics.exposition, thread_sensitive=False)()
+    return HttpResponse(body, content_type=content_type)
+
+
+@cache
+def _openapi_bytes() -> bytes:
+    return orjson.dumps(openapi_document())
+
+
+async def openapi(request: HttpRequest) -> HttpResponse:
+    """The OpenAPI 3.1 document, generated from the models once per process; public."""
+    if request.method not in ("GET", "HEAD"):
+        raise MethodNotAllowed()
+    return HttpResponse(_openapi_bytes(), content_type="application/json")
+
+
+def bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """``handler400`` (e.g. a Host not in ALLOWED_HOSTS); sync, like every error handler."""
+    return error_response(BadRequest())
 
 
 async def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:

@@ -27,7 +27,8 @@ def _not_blank(value: str) -> str:
     return value
 
 
-NonBlank = Annotated[str, AfterValidator(_not_blank)]
+# The pattern only documents the rule in the OpenAPI document (at least one non-space).
+NonBlank = Annotated[str, AfterValidator(_not_blank), Field(json_schema_extra={"pattern": r"\S"})]
 
 EventType = Literal["assistant_message", "tool_call", "tool_result", "error"]
 

@@ -1,0 +1,138 @@
+"""The HTTP API, declared once: every endpoint's path, method, models and error statuses.
+
+``agent_runtime.openapi`` generates ``/openapi.json`` from :data:`ENDPOINTS`, and the error
+middleware answers a 405 with the ``Allow`` header from it. Adding an endpoint is one
+:class:`Endpoint` entry here plus its URL route; an entry whose path has no route yet is left
+out of the document until the route exists, so an endpoint can be declared before it is built.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from agent_runtime.health import HealthBody
+from streaming.event_metadata import StreamEventMetadata
+from streaming.protocol import SessionId, StreamEvent, StreamRequest
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A response body: a model (or any type pydantic can describe), or ``None`` for none."""
+
+    description: str
+    model: Any = None
+    media_type: str = "application/json"
+    #: The component name when ``model`` is not a class (a union, an ``Annotated`` type).
+    name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    method: str  # lower case, as in OpenAPI
+    path: str  # OpenAPI template: "/agent/sessions/{session_id}"
+    operation_id: str
+    summary: str
+    #: Success (and other non-error) responses by status.
+    responses: dict[int, Body]
+    #: Statuses answered with the error body (401 is added for every non-public endpoint).
+    errors: tuple[int, ...] = ()
+    #: The JSON request body's type, if any.
+    request: Any = None
+    request_name: str | None = None
+    #: A model whose fields are the path parameters, and one whose fields are the query ones.
+    path_params: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    #: Served without X-Internal-Auth.
+    public: bool = False
+    description: str = ""
+    tags: tuple[str, ...] = field(default=())
+
+
+class SessionPath(BaseModel):
+    session_id: SessionId
+
+
+SSE_DESCRIPTION = (
+    "Server-Sent Events. Each event is `id: <n>` (increasing within the stream) and "
+    "`data: <json>` where the JSON is a `StreamEvent` (its `metadata` is one of the "
+    "`StreamEventMetadata` shapes), then a blank line; comment lines (`: ping`) may keep the "
+    "connection open. The stream always ends with `data: [DONE]`."
+)
+
+ENDPOINTS: list[Endpoint] = [
+    Endpoint(
+        "get",
+        "/health",
+        "health",
+        "Liveness, with a database round trip",
+        responses={
+            200: Body("Healthy.", HealthBody),
+            503: Body("The database cannot be reached.", HealthBody),
+        },
+        public=True,
+        tags=("service",),
+    ),
+    Endpoint(
+        "get",
+        "/metrics",
+        "metrics",
+        "Prometheus metrics (all workers)",
+        responses={200: Body("Prometheus text format.", str, media_type="text/plain")},
+        tags=("service",),
+    ),
+    Endpoint(
+        "get",
+        "/openapi.json",
+        "openapi",
+        "This document",
+        responses={200: Body("OpenAPI 3.1.", dict[str, Any])},
+        public=True,
+        tags=("service",),
+    ),
+    Endpoint(
+        "post",
+        "/agent/message/stream",
+        "messageStream",
+        "Send a message; the answer streams back as Server-Sent Events",
+        request=StreamRequest,
+        request_name="StreamRequest",
+        responses={
+            200: Body(SSE_DESCRIPTION, StreamEvent, media_type="text/event-stream"),
+        },
+        errors=(409, 413, 415, 422, 503),
+        tags=("conversation",),
+    ),
+    # Declared before it is built: it appears in the document once its route exists.
+    Endpoint(
+        "post",
+        "/agent/sessions/{session_id}/cancel",
+        "cancelTurn",
+        "Stop the turn running in this session, on whichever worker runs it",
+        path_params=SessionPath,
+        responses={202: Body("The running turn is being stopped; it keeps its partial answer.")},
+        errors=(404, 503),
+        tags=("sessions",),
+    ),
+]
+
+#: Components that no endpoint references directly but clients need (the SSE payloads).
+EXTRA_COMPONENTS: dict[str, Any] = {
+    "StreamEventMetadata": StreamEventMetadata,
+}
+
+_CONVERTER = re.compile(r"<(?:\w+:)?(\w+)>")
+
+
+def path_template(route: str) -> str:
+    """A Django route (``agent/sessions/<str:session_id>``) as an OpenAPI path template."""
+    return "/" + _CONVERTER.sub(r"{\1}", route.lstrip("^").rstrip("$"))
+
+
+def allowed_methods(route: str) -> list[str]:
+    """The methods declared for a Django route, for the ``Allow`` header of a 405."""
+    template = path_template(route)
+    return sorted({e.method.upper() for e in ENDPOINTS if e.path == template})

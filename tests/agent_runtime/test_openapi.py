@@ -1,0 +1,161 @@
+"""The OpenAPI document: valid 3.1, generated from the models, in step with the URLconf."""
+
+import pytest
+import schemathesis
+from django.test import AsyncClient
+from django.urls import get_resolver, path
+from pydantic import TypeAdapter
+
+from agent_runtime import urls as runtime_urls
+from agent_runtime.api import ENDPOINTS, allowed_methods, path_template
+from agent_runtime.errors import ErrorBody
+from agent_runtime.openapi import REF, is_routed, openapi_document
+from streaming.protocol import StreamEvent, StreamRequest, UserMessageRequest
+from tests.settings import INTERNAL_API_KEY
+
+
+def test_the_document_is_valid_openapi_3_1() -> None:
+    document = openapi_document()
+    assert document["openapi"] == "3.1.0"
+    schemathesis.openapi.from_dict(document).validate()  # the OpenAPI 3.1 meta-schema
+
+
+def test_schemas_are_pydantics_own() -> None:
+    schemas = openapi_document()["components"]["schemas"]
+    event = TypeAdapter(StreamEvent).json_schema(ref_template=REF, mode="serialization")
+    assert schemas["StreamEvent"] == event
+    request = TypeAdapter(StreamRequest).json_schema(ref_template=REF)
+    request.pop("$defs")
+    assert schemas["StreamRequest"] == request
+    error = ErrorBody.model_json_schema(ref_template=REF, mode="serialization")
+    assert schemas["FieldError"] == error.pop("$defs")["FieldError"]
+    assert schemas["ErrorBody"] == error
+    assert set(schemas) >= {
+        "UserMessageRequest",
+        "ToolResultRequest",
+        "StreamEventMetadata",
+        "AssistantFinalMetadata",
+        "ToolCallMetadata",
+        "PendingToolCallsMetadata",
+        "ToolResultMetadata",
+        "ErrorEventMetadata",
+        "FieldError",
+        "HealthBody",
+    }
+
+
+def test_content_limits_come_from_the_models_and_settings(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.MAX_MESSAGE_CHARS = 77
+    content = openapi_document()["components"]["schemas"]["UserMessageRequest"]["properties"][
+        "content"
+    ]
+    assert content["maxLength"] == 77
+    assert content["pattern"] == r"\S"  # not blank
+    assert UserMessageRequest.model_fields["content"].is_required()
+
+
+def test_every_error_status_lists_its_codes_from_the_error_classes() -> None:
+    responses = openapi_document()["components"]["responses"]
+    codes = {
+        name: response["content"]["application/json"]["schema"]["properties"]["code"]["enum"]
+        for name, response in responses.items()
+    }
+    assert codes["Unauthorized"] == ["unauthorized"]
+    assert codes["Conflict"] == ["conflict", "session_busy"]
+    assert codes["PayloadTooLarge"] == ["payload_too_large"]
+    assert codes["InvalidRequest"] == ["invalid_request"]
+    # Upstream failures reach a client as SSE error events, never as statuses.
+    assert not any(code.startswith("upstream") for values in codes.values() for code in values)
+
+
+def test_the_stream_operation() -> None:
+    operation = openapi_document()["paths"]["/agent/message/stream"]["post"]
+    assert operation["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/StreamRequest"
+    }
+    assert set(operation["responses"]) == {"200", "401", "409", "413", "415", "422", "503"}
+    sse = operation["responses"]["200"]["content"]["text/event-stream"]
+    assert sse["x-sse-data"] == {"$ref": "#/components/schemas/StreamEvent"}
+    assert "security" not in operation  # the document's default: X-Internal-Auth
+
+
+def test_public_operations_need_no_key() -> None:
+    paths = openapi_document()["paths"]
+    assert paths["/health"]["get"]["security"] == []
+    assert paths["/openapi.json"]["get"]["security"] == []
+    assert "security" not in paths["/metrics"]["get"]
+    assert "401" in paths["/metrics"]["get"]["responses"]
+
+
+def _routes(patterns, prefix: str = "") -> list[str]:  # type: ignore[no-untyped-def]
+    routes = []
+    for pattern in patterns:
+        route = prefix + str(pattern.pattern)
+        if hasattr(pattern, "url_patterns"):
+            if not route.startswith("admin/"):
+                routes += _routes(pattern.url_patterns, route)
+        elif getattr(pattern, "name", None) != "not-found":
+            routes.append(route)
+    return routes
+
+
+def test_every_route_is_declared_in_the_registry() -> None:
+    declared = {e.path for e in ENDPOINTS}
+    undeclared = [
+        r for r in _routes(get_resolver().url_patterns) if path_template(r) not in declared
+    ]
+    assert undeclared == []
+
+
+def test_endpoints_without_a_route_are_left_out_until_routed(settings) -> None:  # type: ignore[no-untyped-def]
+    [cancel] = [e for e in ENDPOINTS if e.operation_id == "cancelTurn"]
+    assert not is_routed(cancel)
+    assert cancel.path not in openapi_document()["paths"]
+
+    class WithCancel:
+        urlpatterns = [
+            path("agent/sessions/<str:session_id>/cancel", lambda request: None),
+            *runtime_urls.urlpatterns,
+        ]
+
+    settings.ROOT_URLCONF = WithCancel
+    operation = openapi_document()["paths"][cancel.path]["post"]
+    assert operation["parameters"] == [
+        {
+            "name": "session_id",
+            "in": "path",
+            "required": True,
+            "schema": {
+                "maxLength": 128,
+                "minLength": 1,
+                "pattern": "^[A-Za-z0-9\\-_.:@]+$",
+                "title": "Session Id",
+                "type": "string",
+            },
+        }
+    ]
+    assert set(operation["responses"]) == {"202", "401", "404", "503"}
+
+
+def test_django_routes_become_openapi_paths() -> None:
+    assert path_template("agent/sessions/<str:session_id>/messages") == (
+        "/agent/sessions/{session_id}/messages"
+    )
+    assert allowed_methods("agent/message/stream") == ["POST"]
+    assert allowed_methods("health") == ["GET"]
+
+
+@pytest.mark.django_db
+async def test_served_without_a_key_as_json() -> None:
+    response = await AsyncClient().get("/openapi.json")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["paths"].keys() == openapi_document()["paths"].keys()
+
+
+async def test_metrics_need_the_key() -> None:
+    assert (await AsyncClient().get("/metrics")).status_code == 401
+    response = await AsyncClient().get("/metrics", headers={"X-Internal-Auth": INTERNAL_API_KEY})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/plain")
+    assert b"agent_runtime_http_requests_total" in response.content
