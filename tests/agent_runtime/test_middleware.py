@@ -126,3 +126,13 @@ async def test_cors_headers_on_answers_to_a_configured_origin_only(settings) -> 
         headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "POST"},
     )
     assert preflight.status_code == 401
+
+
+async def test_ssl_redirect_spares_the_probe_and_the_scraper(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SECURE_SSL_REDIRECT = True
+    client = AsyncClient()
+    assert (await client.post("/health")).status_code == 405  # answered over plain HTTP
+    assert (await client.get("/metrics")).status_code == 401
+    redirected = await client.post(STREAM, headers=KEY)
+    assert redirected.status_code == 301
+    assert redirected["Location"].startswith("https://")
