@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from agent_runtime.health import HealthBody
 from streaming.event_metadata import StreamEventMetadata
@@ -54,6 +54,14 @@ class Endpoint:
 
 class SessionPath(BaseModel):
     session_id: SessionId
+
+
+class CancelResult(BaseModel):
+    """``POST /agent/sessions/{session_id}/cancel`` (built by ``streaming.views``)."""
+
+    session_id: str
+    cancelled: bool = Field(description="False when no turn was running.")
+    turn_id: str | None = Field(description="The turn asked to stop, if any.")
 
 
 SSE_DESCRIPTION = (
@@ -103,17 +111,19 @@ ENDPOINTS: list[Endpoint] = [
         responses={
             200: Body(SSE_DESCRIPTION, StreamEvent, media_type="text/event-stream"),
         },
-        errors=(409, 413, 415, 422, 503),
+        # 404/409 for a tool_result: unknown call_id, or one already answered.
+        errors=(404, 409, 413, 415, 422, 503),
         tags=("conversation",),
     ),
-    # Declared before it is built: it appears in the document once its route exists.
     Endpoint(
         "post",
         "/agent/sessions/{session_id}/cancel",
         "cancelTurn",
         "Stop the turn running in this session, on whichever worker runs it",
         path_params=SessionPath,
-        responses={202: Body("The running turn is being stopped; it keeps its partial answer.")},
+        responses={
+            200: Body("Asked to stop; that turn keeps its partial answer.", CancelResult),
+        },
         errors=(404, 503),
         tags=("sessions",),
     ),

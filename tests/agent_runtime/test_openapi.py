@@ -7,9 +7,9 @@ from django.urls import get_resolver, path
 from pydantic import TypeAdapter
 
 from agent_runtime import urls as runtime_urls
-from agent_runtime.api import ENDPOINTS, allowed_methods, path_template
-from agent_runtime.errors import ErrorBody
-from agent_runtime.openapi import REF, is_routed, openapi_document
+from agent_runtime.api import ENDPOINTS, Body, Endpoint, SessionPath, allowed_methods, path_template
+from agent_runtime.errors import ErrorBody, client_error_codes
+from agent_runtime.openapi import ERROR_RESPONSE_NAMES, REF, is_routed, openapi_document
 from streaming.protocol import StreamEvent, StreamRequest, UserMessageRequest
 from tests.settings import INTERNAL_API_KEY
 
@@ -61,9 +61,12 @@ def test_every_error_status_lists_its_codes_from_the_error_classes() -> None:
         for name, response in responses.items()
     }
     assert codes["Unauthorized"] == ["unauthorized"]
-    assert codes["Conflict"] == ["conflict", "session_busy"]
+    assert {"conflict", "session_busy"} <= set(codes["Conflict"])
     assert codes["PayloadTooLarge"] == ["payload_too_large"]
     assert codes["InvalidRequest"] == ["invalid_request"]
+    assert codes == {
+        ERROR_RESPONSE_NAMES[status]: values for status, values in client_error_codes().items()
+    }
     # Upstream failures reach a client as SSE error events, never as statuses.
     assert not any(code.startswith("upstream") for values in codes.values() for code in values)
 
@@ -73,7 +76,16 @@ def test_the_stream_operation() -> None:
     assert operation["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/StreamRequest"
     }
-    assert set(operation["responses"]) == {"200", "401", "409", "413", "415", "422", "503"}
+    assert set(operation["responses"]) == {
+        "200",
+        "401",
+        "404",
+        "409",
+        "413",
+        "415",
+        "422",
+        "503",
+    }
     sse = operation["responses"]["200"]["content"]["text/event-stream"]
     assert sse["x-sse-data"] == {"$ref": "#/components/schemas/StreamEvent"}
     assert "security" not in operation  # the document's default: X-Internal-Auth
@@ -108,18 +120,26 @@ def test_every_route_is_declared_in_the_registry() -> None:
 
 
 def test_endpoints_without_a_route_are_left_out_until_routed(settings) -> None:  # type: ignore[no-untyped-def]
-    [cancel] = [e for e in ENDPOINTS if e.operation_id == "cancelTurn"]
-    assert not is_routed(cancel)
-    assert cancel.path not in openapi_document()["paths"]
+    planned = Endpoint(
+        "get",
+        "/agent/sessions/{session_id}/summary",
+        "sessionSummary",
+        "Not built yet",
+        path_params=SessionPath,
+        responses={200: Body("A summary.", dict[str, str])},
+        errors=(404,),
+    )
+    assert not is_routed(planned)
+    assert planned.path not in openapi_document([*ENDPOINTS, planned])["paths"]
 
-    class WithCancel:
+    class WithSummary:
         urlpatterns = [
-            path("agent/sessions/<str:session_id>/cancel", lambda request: None),
+            path("agent/sessions/<str:session_id>/summary", lambda request: None),
             *runtime_urls.urlpatterns,
         ]
 
-    settings.ROOT_URLCONF = WithCancel
-    operation = openapi_document()["paths"][cancel.path]["post"]
+    settings.ROOT_URLCONF = WithSummary
+    operation = openapi_document([*ENDPOINTS, planned])["paths"][planned.path]["get"]
     assert operation["parameters"] == [
         {
             "name": "session_id",
@@ -134,7 +154,15 @@ def test_endpoints_without_a_route_are_left_out_until_routed(settings) -> None: 
             },
         }
     ]
-    assert set(operation["responses"]) == {"202", "401", "404", "503"}
+    assert set(operation["responses"]) == {"200", "401", "404"}
+
+
+def test_the_cancel_operation() -> None:
+    operation = openapi_document()["paths"]["/agent/sessions/{session_id}/cancel"]["post"]
+    assert set(operation["responses"]) == {"200", "401", "404", "503"}
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CancelResult"
+    }
 
 
 def test_django_routes_become_openapi_paths() -> None:
