@@ -6,6 +6,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,25 +94,28 @@ def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path,
 
 def test_serve_answers_health_with_workers_and_never_migrates(served) -> None:  # type: ignore[no-untyped-def]
     url, process, log, database = served
-    for _ in range(6):
+    [serving] = [json.loads(line) for line in log.read_text().splitlines() if '"serving"' in line]
+    assert serving["workers"] == 2
+    metrics_dir = Path(serving["metrics_dir"])
+
+    # Each new connection goes to either worker; a worker writes its metric files once it has
+    # answered a request. Ask until both have.
+    answered = 1  # the start-up probe
+    deadline = time.monotonic() + 60
+    while len(_writers(metrics_dir)) < 2 and time.monotonic() < deadline:
         response = httpx.get(url + "/health")
         assert response.status_code == 200
         assert response.headers["X-Request-ID"]
+        answered += 1
+    assert len(_writers(metrics_dir)) == 2
     # Serving never changes the schema: that is the explicit migrate step.
     assert "django_migrations" not in _tables(database)
 
+    # /metrics adds up both workers' counts, whichever answered each request.
     metrics = httpx.get(url + "/metrics", headers={"X-Internal-Auth": KEY})
     assert metrics.status_code == 200
-    # Both workers write to the shared directory; /metrics adds them up (the start-up probe
-    # plus the six requests above, whichever worker answered each).
-    assert 'agent_runtime_http_requests_total{method="GET",status="200"} 7.0' in metrics.text
-
-    lines = [line for line in log.read_text().splitlines() if line.strip()]
-    [serving] = [json.loads(line) for line in lines if '"serving"' in line]
-    assert serving["workers"] == 2
-    # Two worker processes write their values to the shared directory.
-    metrics_dir = Path(serving["metrics_dir"])
-    assert len({p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("*.db")}) == 2
+    count = f'agent_runtime_http_requests_total{{method="GET",status="200"}} {float(answered)}'
+    assert count in metrics.text.splitlines()
 
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=30) == 0
@@ -120,6 +124,11 @@ def test_serve_answers_health_with_workers_and_never_migrates(served) -> None:  
         assert isinstance(json.loads(line), dict), line  # every line is one JSON object
     assert KEY not in text
     assert not metrics_dir.exists()  # the temporary directory went with the server
+
+
+def _writers(metrics_dir: Path) -> set[str]:
+    """The pids that wrote metric files (``<kind>_<pid>.db``)."""
+    return {p.stem.rsplit("_", 1)[1] for p in metrics_dir.glob("*.db")}
 
 
 def test_serve_refuses_a_placeholder_key(tmp_path: Path) -> None:
