@@ -120,16 +120,37 @@ def _body(schemas: _Schemas, body: Body) -> dict[str, Any]:
     if body.model is None:
         return response
     if body.media_type == "text/event-stream":
-        # OpenAPI 3.1 cannot type the events of a stream: the body is text, and each event's
-        # data is described by the component named in x-sse-data.
         content = {
-            "schema": {"type": "string"},
-            "x-sse-data": schemas.ref(body.model, name=body.name, mode="serialization"),
+            "schema": _sse_event(schemas.ref(body.model, name=body.name, mode="serialization"))
         }
     else:
         content = {"schema": schemas.ref(body.model, name=body.name, mode="serialization")}
     response["content"] = {body.media_type: content}
     return response
+
+
+def _sse_event(data_schema: dict[str, Any]) -> dict[str, Any]:
+    """One Server-Sent Event: ``id``, and ``data`` holding JSON for ``data_schema`` or the final
+    ``[DONE]``. (OpenAPI 3.1 has no keyword for the items of a stream; as 3.2's ``itemSchema``
+    does, the schema here describes one event.)"""
+    return {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string", "pattern": "^[0-9]+$"},
+            "event": {"type": "string"},
+            "data": {
+                "oneOf": [
+                    {"const": "[DONE]"},
+                    {
+                        "type": "string",
+                        "contentMediaType": "application/json",
+                        "contentSchema": data_schema,
+                    },
+                ]
+            },
+        },
+        "required": ["data"],
+    }
 
 
 def _error_responses(schemas: _Schemas) -> dict[str, Any]:

@@ -86,8 +86,12 @@ def test_the_stream_operation() -> None:
         "422",
         "503",
     }
-    sse = operation["responses"]["200"]["content"]["text/event-stream"]
-    assert sse["x-sse-data"] == {"$ref": "#/components/schemas/StreamEvent"}
+    event = operation["responses"]["200"]["content"]["text/event-stream"]["schema"]
+    assert event["required"] == ["data"]
+    done, json_data = event["properties"]["data"]["oneOf"]
+    assert done == {"const": "[DONE]"}
+    assert json_data["contentMediaType"] == "application/json"
+    assert json_data["contentSchema"] == {"$ref": "#/components/schemas/StreamEvent"}
     assert "security" not in operation  # the document's default: X-Internal-Auth
 
 
