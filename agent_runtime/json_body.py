@@ -4,7 +4,7 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.http import HttpRequest
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from agent_runtime.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 
@@ -34,9 +34,45 @@ def parse_json_body(request: HttpRequest, adapter: TypeAdapter[T]) -> T:
     if len(body) > settings.MAX_BODY_BYTES:
         raise PayloadTooLarge()
     try:
-        return adapter.validate_json(body)
+        parsed = adapter.validate_json(body)
     except ValidationError as exc:
         errors = validation_errors(exc)
         if any(e["type"] == "json_invalid" for e in errors):
             raise InvalidRequest("Body is not valid JSON.", errors=errors) from None
         raise InvalidRequest("Invalid request body.", errors=errors) from None
+    # PostgreSQL cannot store U+0000 in text or jsonb: refuse it (422) on every database, before
+    # anything is written. Only bodies that spell the escape need the walk.
+    if b"\\u0000" in body:
+        field = _nul_field(parsed.model_dump() if isinstance(parsed, BaseModel) else parsed)
+        if field is not None:
+            raise InvalidRequest(
+                "Invalid request body.",
+                errors=[
+                    {
+                        "field": field or "body",
+                        "message": "must not contain the NUL character (U+0000)",
+                        "type": "string_nul_character",
+                    }
+                ],
+            )
+    return parsed
+
+
+def _nul_field(value: Any, path: str = "") -> str | None:
+    """The dotted path of the first string (or key) holding U+0000, or None."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return here
+            found = _nul_field(item, here)
+            if found is not None:
+                return found
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _nul_field(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None

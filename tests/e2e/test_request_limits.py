@@ -1,0 +1,116 @@
+"""Bodies refused before anything is stored: too large (before Django reads them), or
+holding U+0000, which PostgreSQL cannot store."""
+
+import json
+import socket
+from collections.abc import Iterator
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from sessions.models import Message, Session
+from tests.servers import Runtime
+
+pytestmark = pytest.mark.e2e
+
+STREAM = "/agent/message/stream"
+
+
+def _nothing_written() -> None:
+    assert Session.objects.count() == 0
+    assert Message.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"session_id": "nul", "content": "a\u0000b"}, "content"),
+        ({"session_id": "nul", "content": "hi", "message_id": "m\u0000"}, "message_id"),
+        (
+            {
+                "session_id": "nul",
+                "type": "tool_result",
+                "call_id": "c1",
+                "result": {"k": "\u0000"},
+            },
+            "result.k",
+        ),
+    ],
+)
+def test_nul_characters_are_422_on_every_database(runtime: Runtime, body: dict, field: str) -> None:
+    response = runtime.client.post(STREAM, json=body)
+    assert response.status_code == 422
+    assert response.json()["errors"] == [
+        {
+            "field": field,
+            "message": "must not contain the NUL character (U+0000)",
+            "type": "string_nul_character",
+        }
+    ]
+    _nothing_written()
+
+
+def test_an_escaped_backslash_before_u0000_is_plain_text(runtime: Runtime) -> None:
+    raw = json.dumps({"session_id": "text", "content": "\\u0000 is how JSON spells NUL"})
+    response = runtime.client.post(
+        STREAM, content=raw.encode(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    response.read()
+
+
+def test_a_chunked_body_over_the_limit_is_413(runtime: Runtime) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the wrapper counts
+        yield b'{"session_id": "chunked", "content": "'
+        for _ in range(100):
+            yield b"x" * 10_000
+        yield b'"}'
+
+    response = runtime.client.post(
+        STREAM, content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json() == {"detail": "Request body is too large.", "code": "payload_too_large"}
+    assert response.headers["X-Request-ID"]
+    _nothing_written()
+
+
+def test_a_small_chunked_body_is_served(runtime: Runtime) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"session_id": "chunked-ok", '
+        yield b'"content": "hi"}'
+
+    response = runtime.client.post(
+        STREAM, content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    response.read()
+    assert Session.objects.filter(session_id="chunked-ok").exists()
+
+
+def test_a_declared_length_over_the_limit_is_answered_before_the_body_is_sent(
+    runtime: Runtime,
+) -> None:
+    # Only the headers go out: a server that read the body first would wait for it forever.
+    url = urlsplit(runtime.url)
+    with socket.create_connection((url.hostname, url.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST {STREAM} HTTP/1.1\r\nHost: {url.hostname}\r\n"
+            f"X-Internal-Auth: {runtime.key}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 50000000\r\n\r\n".encode()
+        )
+        head = sock.recv(65536).decode()
+    assert head.startswith("HTTP/1.1 413 ")
+    assert "payload_too_large" in head or "connection: close" in head.lower()
+    _nothing_written()
+
+
+def test_the_413_needs_no_key_to_be_refused(runtime: Runtime) -> None:
+    response = httpx.post(
+        runtime.url + STREAM,
+        content=b"x" * 600_000,
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+    _nothing_written()
