@@ -15,6 +15,13 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agent_runtime.health import HealthBody
+from sessions.schemas import (
+    MessageListOut,
+    MessageListQuery,
+    SessionListOut,
+    SessionListQuery,
+    SessionOut,
+)
 from streaming.event_metadata import StreamEventMetadata
 from streaming.protocol import SessionId, StreamEvent, StreamRequest
 
@@ -114,6 +121,47 @@ ENDPOINTS: list[Endpoint] = [
         # 404/409 for a tool_result: unknown call_id, or one already answered.
         errors=(404, 409, 413, 415, 422, 503),
         tags=("conversation",),
+    ),
+    Endpoint(
+        "get",
+        "/agent/sessions",
+        "listSessions",
+        "Sessions, most recently active first, a page at a time",
+        query=SessionListQuery,
+        responses={200: Body("A page of sessions.", SessionListOut)},
+        errors=(422, 503),
+        tags=("sessions",),
+    ),
+    Endpoint(
+        "get",
+        "/agent/sessions/{session_id}",
+        "getSession",
+        "One session's metadata",
+        path_params=SessionPath,
+        responses={200: Body("The session.", SessionOut)},
+        errors=(404, 503),
+        tags=("sessions",),
+    ),
+    Endpoint(
+        "delete",
+        "/agent/sessions/{session_id}",
+        "deleteSession",
+        "Delete a session and all its messages",
+        path_params=SessionPath,
+        responses={204: Body("Deleted.")},
+        errors=(404, 503),
+        tags=("sessions",),
+    ),
+    Endpoint(
+        "get",
+        "/agent/sessions/{session_id}/messages",
+        "listMessages",
+        "A session's history in order, a page at a time",
+        path_params=SessionPath,
+        query=MessageListQuery,
+        responses={200: Body("A page of messages.", MessageListOut)},
+        errors=(404, 422, 503),
+        tags=("sessions",),
     ),
     Endpoint(
         "post",

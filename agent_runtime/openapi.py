@@ -100,6 +100,16 @@ def _parameters(schemas: _Schemas, model: type[BaseModel] | None, where: str) ->
     required = set(schema.get("required", ()))
     parameters = []
     for name, property_schema in schema["properties"].items():
+        # A parameter is absent or a string, never null: drop pydantic's "or null" branch.
+        branches = property_schema.get("anyOf")
+        if branches and {"type": "null"} in branches and len(branches) == 2:
+            [kept] = [b for b in branches if b != {"type": "null"}]
+            property_schema = {
+                **kept,
+                **{k: v for k, v in property_schema.items() if k != "anyOf"},
+            }
+            if property_schema.get("default", ...) is None:
+                del property_schema["default"]
         parameter: dict[str, Any] = {
             "name": name,
             "in": where,

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from sessions.records import ActivityKey
@@ -52,7 +52,12 @@ def cursor_decode(value: Any) -> Any:
     return ActivityKey(last_activity_at=at, pk=pk)
 
 
-Cursor = Annotated[ActivityKey, BeforeValidator(cursor_decode)]
+# On the wire (and so in the OpenAPI document) a cursor is an opaque string.
+Cursor = Annotated[
+    ActivityKey,
+    BeforeValidator(cursor_decode),
+    WithJsonSchema({"type": "string", "description": "An opaque cursor (`next_cursor`)."}),
+]
 
 
 # --- Requests ------------------------------------------------------------------------------------

@@ -191,3 +191,19 @@ async def test_metrics_need_the_key() -> None:
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     assert b"agent_runtime_http_requests_total" in response.content
+
+
+def test_the_sessions_operations() -> None:
+    paths = openapi_document()["paths"]
+    listing = paths["/agent/sessions"]["get"]
+    assert [p["name"] for p in listing["parameters"]] == ["limit", "cursor"]
+    cursor = listing["parameters"][1]
+    # An opaque string, absent on the first page; never null.
+    assert cursor["schema"]["type"] == "string"
+    assert cursor["required"] is False
+    assert set(listing["responses"]) == {"200", "401", "422", "503"}
+    assert set(paths["/agent/sessions/{session_id}"]) == {"get", "delete"}
+    assert "content" not in paths["/agent/sessions/{session_id}"]["delete"]["responses"]["204"]
+    messages = paths["/agent/sessions/{session_id}/messages"]["get"]
+    assert [p["name"] for p in messages["parameters"]] == ["session_id", "after", "limit"]
+    assert allowed_methods("agent/sessions/<str:session_id>") == ["DELETE", "GET"]
