@@ -12,6 +12,7 @@ import pytest
 import schemathesis
 from django.db.models import Max
 from schemathesis import GenerationMode
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from sessions.models import Message, Session
 from tests.servers import DevLLM, Runtime
@@ -37,6 +38,8 @@ def _schema(runtime: Runtime, *, max_examples: int) -> schemathesis.BaseSchema:
         # U+0000 is refused by design (422: PostgreSQL cannot store it), which a JSON schema
         # cannot say for every string; tests/e2e/test_request_limits.py covers it.
         allow_x00=False,
+        # Unknown query parameters (like unknown body fields) are ignored by design.
+        allow_extra_parameters=False,
     )
     # Read whole event streams (default: 20 events), so that every event is validated and no
     # turn is cut short by schemathesis closing the connection.
@@ -49,7 +52,7 @@ def _schema(runtime: Runtime, *, max_examples: int) -> schemathesis.BaseSchema:
 
 @pytest.fixture
 def api(fuzz_runtime: Runtime, devllm: DevLLM, transactional_db: None) -> schemathesis.BaseSchema:
-    return _schema(fuzz_runtime, max_examples=400)
+    return _schema(fuzz_runtime, max_examples=250)
 
 
 api_schema = schemathesis.pytest.from_fixture("api")
@@ -77,7 +80,7 @@ def _call(case, runtime: Runtime, headers: dict[str, str], label: str) -> None: 
     seen = (
         f"{case.method} {case.path} {case.body!r} -> {response.status_code} {response.text[:300]}"
     )
-    case.validate_response(response, headers=headers)
+    case.validate_response(response, headers=headers, excluded_checks=_exempt(response))
     if 400 <= response.status_code < 500:
         after = _state()
         assert after == before, f"a rejected request wrote ({before} -> {after}): {seen}"
@@ -85,6 +88,17 @@ def _call(case, runtime: Runtime, headers: dict[str, str], label: str) -> None: 
         _wait_for_running_turns()
         if _state() != before:
             CASES["accepted requests that wrote"] += 1  # the state seen here is the server's
+
+
+def _exempt(response) -> list:  # type: ignore[no-untyped-def]
+    """Checks that cannot hold for this response, with the reason."""
+    if response.status_code == 422:
+        errors = response.json().get("errors") or []
+        if any(e.get("type") == "invalid_cursor" for e in errors):
+            # A cursor is opaque: no schema can say which strings are ones this API issued, so
+            # a schema-valid made-up cursor is rightly refused.
+            return [positive_data_acceptance]
+    return []
 
 
 def _wait_for_running_turns() -> None:
