@@ -49,6 +49,8 @@ TOOL_CALLS = Counter(
     ["tool", "outcome"],
 )
 
+UNKNOWN_TOOL_LABEL = "(unknown)"
+
 # Turns counted in ACTIVE_STREAMS by this process: a finish without a start (or a second
 # finish) must not push the gauge below the truth.
 _active: set[str] = set()
@@ -113,9 +115,17 @@ def upstream_failed(*, code: str, attempt: int, will_retry: bool) -> None:
 
 
 def tool_called(*, tool_name: str, outcome: str, duration_s: float) -> None:
-    """A server-side tool ran (``ok``, ``error``, ``timeout``, ``invalid_arguments``)."""
-    TOOL_CALLS.labels(tool_name, outcome).inc()
+    """A server-side tool ran (``ok``, ``error``, ``timeout``, ``invalid_arguments``,
+    ``unknown_tool``)."""
+    # The model names unknown tools at will: one label value for all of them keeps the number
+    # of series bounded by the registered tools.
+    label = UNKNOWN_TOOL_LABEL if outcome == "unknown_tool" else tool_name
+    TOOL_CALLS.labels(label, outcome).inc()
     logger.info(
         "tool called",
-        extra={"tool": tool_name, "outcome": outcome, "duration_ms": round(duration_s * 1000, 1)},
+        extra={
+            "tool": tool_name[:100],
+            "outcome": outcome,
+            "duration_ms": round(duration_s * 1000, 1),
+        },
     )

@@ -78,6 +78,15 @@ def test_upstream_errors_and_tool_calls_are_counted() -> None:
     assert _value("agent_runtime_tool_calls_total", tool="calculator", outcome="ok") == tools + 1
 
 
+def test_unknown_tools_share_one_label() -> None:
+    before = _value("agent_runtime_tool_calls_total", tool="(unknown)", outcome="unknown_tool")
+    for name in ("made_up_1", "made_up_2"):
+        telemetry.tool_called(tool_name=name, outcome="unknown_tool", duration_s=0.0)
+    after = _value("agent_runtime_tool_calls_total", tool="(unknown)", outcome="unknown_tool")
+    assert after == before + 2
+    assert _value("agent_runtime_tool_calls_total", tool="made_up_1", outcome="unknown_tool") == 0
+
+
 def test_the_turn_log_line_has_the_fields_and_no_content(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="agent_runtime.turns"):
         _finish("t-1", session_id="s-log")
