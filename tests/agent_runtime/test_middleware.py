@@ -136,3 +136,15 @@ async def test_ssl_redirect_spares_the_probe_and_the_scraper(settings) -> None: 
     redirected = await client.post(STREAM, headers=KEY)
     assert redirected.status_code == 301
     assert redirected["Location"].startswith("https://")
+
+
+@pytest.mark.django_db
+async def test_the_admin_is_served_under_admin_only() -> None:
+    client = AsyncClient()
+    assert (await client.get("/admin/login/")).status_code == 200  # its own login, no key
+    for path in ("/admin", "/administration/", "/static-admin/login/"):
+        response = await client.get(path)
+        assert response.status_code == 401, path
+        assert response.json()["code"] == "unauthorized"
+    response = await client.get("/admin", headers=KEY)
+    assert response.status_code == 404
