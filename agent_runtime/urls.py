@@ -1,19 +1,22 @@
 from django.contrib import admin
-from django.urls import path, re_path
+from django.urls import path, re_path, register_converter
 
 from agent_runtime import views
+from agent_runtime.converters import SessionIdConverter
 from sessions import views as sessions_views
 from streaming import views as streaming_views
+
+register_converter(SessionIdConverter, "session_id")
 
 urlpatterns = [
     path("health", views.health),
     path("metrics", views.metrics_view),
     path("openapi.json", views.openapi),
     path("agent/message/stream", streaming_views.message_stream),
-    path("agent/sessions/<str:session_id>/cancel", streaming_views.session_cancel),
+    path("agent/sessions/<session_id:session_id>/cancel", streaming_views.session_cancel),
     path("agent/sessions", sessions_views.session_list),
-    path("agent/sessions/<str:session_id>", sessions_views.session_detail),
-    path("agent/sessions/<str:session_id>/messages", sessions_views.message_list),
+    path("agent/sessions/<session_id:session_id>", sessions_views.session_detail),
+    path("agent/sessions/<session_id:session_id>/messages", sessions_views.message_list),
     path("admin/", admin.site.urls),
     # Unknown paths answer with the JSON error body, whatever DEBUG says.
     re_path(r"^(?!admin/)", views.not_found, name="not-found"),

@@ -15,8 +15,10 @@ from pydantic import (
     model_validator,
 )
 
+# Also the URL converter of session ids in paths (agent_runtime.converters).
+SESSION_ID_PATTERN = r"[A-Za-z0-9\-_.:@]{1,128}"
 SessionId = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9\-_.:@]+$")
+    str, StringConstraints(min_length=1, max_length=128, pattern=rf"^{SESSION_ID_PATTERN}$")
 ]
 ClientKey = Annotated[str, StringConstraints(min_length=1, max_length=128)]
 

@@ -152,7 +152,7 @@ def test_endpoints_without_a_route_are_left_out_until_routed(settings) -> None: 
             "schema": {
                 "maxLength": 128,
                 "minLength": 1,
-                "pattern": "^[A-Za-z0-9\\-_.:@]+$",
+                "pattern": "^[A-Za-z0-9\\-_.:@]{1,128}$",
                 "title": "Session Id",
                 "type": "string",
             },
@@ -206,4 +206,4 @@ def test_the_sessions_operations() -> None:
     assert "content" not in paths["/agent/sessions/{session_id}"]["delete"]["responses"]["204"]
     messages = paths["/agent/sessions/{session_id}/messages"]["get"]
     assert [p["name"] for p in messages["parameters"]] == ["session_id", "after", "limit"]
-    assert allowed_methods("agent/sessions/<str:session_id>") == ["DELETE", "GET"]
+    assert allowed_methods("agent/sessions/<session_id:session_id>") == ["DELETE", "GET"]

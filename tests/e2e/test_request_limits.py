@@ -114,3 +114,21 @@ def test_the_413_needs_no_key_to_be_refused(runtime: Runtime) -> None:
     )
     assert response.status_code == 413
     _nothing_written()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/agent/sessions/a%00b"),
+        ("DELETE", "/agent/sessions/a%00b"),
+        ("GET", "/agent/sessions/a%00b/messages"),
+        ("POST", "/agent/sessions/a%00b/cancel"),
+        ("GET", "/agent/sessions/" + "x" * 129),
+        ("GET", "/agent/sessions/has%20space"),
+    ],
+)
+def test_a_path_that_cannot_name_a_session_is_404(runtime: Runtime, method: str, path: str) -> None:
+    # A NUL byte used to reach the database, which PostgreSQL refuses (500).
+    response = runtime.client.request(method, path)
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
