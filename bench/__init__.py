@@ -1,0 +1,1 @@
+"""Benchmarks of the relay: ``uv run python -m bench`` (see docs/benchmarks.md)."""
