@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -160,6 +161,13 @@ LLM_READ_TIMEOUT = env.float("LLM_READ_TIMEOUT", default=60.0)
 # Longest a whole upstream call may take, first byte to last.
 LLM_TOTAL_TIMEOUT = env.float("LLM_TOTAL_TIMEOUT", default=600.0)
 LLM_MAX_CONNECTIONS = env.int("LLM_MAX_CONNECTIONS", default=1000)
+# The upstream client's transport under the httpx API: "aiohttp" (httpx-aiohttp; about half the
+# CPU of httpx's own, docs/benchmarks.md) or "httpx" (httpx's own: HTTP/2, SOCKS proxies).
+LLM_HTTP_TRANSPORT = env.str("LLM_HTTP_TRANSPORT", default="aiohttp")
+if LLM_HTTP_TRANSPORT not in ("aiohttp", "httpx"):
+    raise ImproperlyConfigured(
+        f"AGENT_RUNTIME__LLM_HTTP_TRANSPORT must be aiohttp or httpx, not {LLM_HTTP_TRANSPORT!r}"
+    )
 # Ask for a usage chunk at the end of the stream (OpenAI, vLLM, LiteLLM, llama.cpp accept it).
 LLM_INCLUDE_USAGE = env.bool("LLM_INCLUDE_USAGE", default=True)
 LLM_TEMPERATURE = env.float("LLM_TEMPERATURE", default=None)

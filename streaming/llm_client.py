@@ -1,8 +1,11 @@
 """The one owner of the upstream HTTP client: OpenAI-compatible ``/v1/chat/completions``.
 
-One pooled ``httpx.AsyncClient`` per process, built from settings on first use. The upstream
-SSE is parsed by ``httpx-sse``; transport failures become the runtime's ``Upstream*`` errors.
-Which class serves is the ``LLM_CLIENT`` dotted path (tests and benchmarks swap it).
+One pooled ``httpx.AsyncClient`` per process, built from settings on first use. Its transport
+is aiohttp's (``httpx-aiohttp``: C HTTP parser, no anyio layer; about half the CPU per turn and
+per token of httpx's own, see docs/benchmarks.md) unless ``LLM_HTTP_TRANSPORT`` is ``httpx``.
+Either way the code here, and respx in tests, see only the httpx API. The upstream SSE is
+parsed by ``httpx-sse``; transport failures become the runtime's ``Upstream*`` errors. Which
+class serves is the ``LLM_CLIENT`` dotted path (tests and benchmarks swap it).
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
+import aiohttp
 import httpx
 import orjson
 from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
+from httpx_aiohttp import HttpxAiohttpClient
 from httpx_sse import EventSource, SSEError
 
 from agent_runtime.errors import (
@@ -105,6 +110,16 @@ def retry_after_seconds(value: str | None) -> float | None:
         return None
 
 
+def _timed_out(exc: httpx.TimeoutException) -> bool:
+    """Whether a connect "timeout" really was one.
+
+    httpx-aiohttp reports every aiohttp connection error (refused, reset, closed before the
+    headers) as ``httpx.ConnectTimeout``; its cause tells a real timeout from the rest.
+    """
+    cause = exc.__cause__
+    return not isinstance(cause, aiohttp.ClientError) or isinstance(cause, TimeoutError)
+
+
 class OpenAIChatClient:
     """Streams chat completions from an OpenAI-compatible server (vLLM, LiteLLM, Ollama...)."""
 
@@ -125,7 +140,10 @@ class OpenAIChatClient:
             self.extra_params["temperature"] = settings.LLM_TEMPERATURE
         if settings.LLM_MAX_TOKENS is not None:
             self.extra_params["max_tokens"] = settings.LLM_MAX_TOKENS
-        self.http = httpx.AsyncClient(
+        client_class = (
+            httpx.AsyncClient if settings.LLM_HTTP_TRANSPORT == "httpx" else HttpxAiohttpClient
+        )
+        self.http = client_class(
             headers=headers,
             timeout=httpx.Timeout(
                 connect=settings.LLM_CONNECT_TIMEOUT,
@@ -168,6 +186,8 @@ class OpenAIChatClient:
         except httpx.TimeoutException as exc:
             # A connect timeout may be retried; a read timeout before the headers may not.
             if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+                if not _timed_out(exc):
+                    raise UpstreamUnavailable() from exc
                 raise UpstreamUnavailable(
                     "Timed out connecting to the language model server."
                 ) from exc

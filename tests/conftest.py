@@ -2,11 +2,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import respx.mocks
 from django.db import connection
 
 from tests.servers import DevLLM, Runtime, database_url, start_devllm, start_runtime
 
 E2E_KEY = "e2e-internal-key-6f1c2a9b8d7e"
+
+# respx mocks at the httpx layer (AsyncClient._transport_for_url), not inside httpcore: the
+# upstream client's default transport is aiohttp's (httpx-aiohttp), which httpcore never sees.
+# Same routes, same assertions, whichever transport LLM_HTTP_TRANSPORT picks.
+respx.mocks.DEFAULT_MOCKER = "httpx"
 
 
 @pytest.fixture(scope="session")

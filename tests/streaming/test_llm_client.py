@@ -253,3 +253,23 @@ def test_retry_after_parsing() -> None:
     assert retry_after_seconds(None) is None
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_refused_connection_is_unreachable_on_both_transports(
+    settings, transport: str
+) -> None:  # type: ignore[no-untyped-def]
+    """No mock: a port nobody listens on. httpx-aiohttp reports a refused connection as a
+    ConnectTimeout; the client must still say "unreachable", not "timed out"."""
+    from tests.servers import free_port
+
+    settings.LLM_PROXY_URL = f"http://127.0.0.1:{free_port()}"
+    settings.LLM_HTTP_TRANSPORT = transport
+    client = OpenAIChatClient()
+    try:
+        with pytest.raises(UpstreamUnavailable) as raised:
+            await collect(client)
+    finally:
+        await client.aclose()
+    assert raised.value.detail == "The language model server is unreachable."
+    assert raised.value.retryable
