@@ -346,6 +346,12 @@ def per_run_metrics(run: dict[str, Any]) -> dict[str, Any]:
         if not sustained_ok(direct):
             break
         direct_best = level
+    top = max(int(k) for k in levels)
+    per_token = m[f"cpu_us_per_token@{top}"]
+    m["projected_streams"] = 1e6 / (per_token * 1000 / TOKEN_DELAY_MS) if per_token else None
+    feeder = m[f"devllm_us_per_token@{top}"] + m[f"client_us_per_token@{top}"]
+    m["feeder_streams"] = 1e6 / (feeder * 1000 / TOKEN_DELAY_MS) if feeder else None
+    m["idle_rss_mib"] = streams["idle_rss_bytes"] / 2**20
     m["sustained_streams"] = best
     m["sustained_limit_note"] = limit_note
     m["direct_sustained_streams"] = direct_best
@@ -442,14 +448,26 @@ def table(summary: dict[str, Any], queries: dict[str, Any], plan: Plan) -> list[
             met(med["sustained_streams"], 300, higher=True),
         ]
     )
+    top = max(plan.cpu_levels)
     rows.append(
         [
-            "RSS per open stream (at the sustained level)",
+            f"RSS per open stream @{top} streams",
             "-",
-            fmt(med.get("rss_per_stream_kib@sustained"), 0) + " KiB",
-            each("rss_per_stream_kib@sustained", 0),
+            fmt(med.get(f"rss_per_stream_kib@{top}"), 0) + " KiB",
+            each(f"rss_per_stream_kib@{top}", 0),
+            f"idle RSS {fmt(med.get('idle_rss_mib'), 0)} MiB",
             "",
-            "",
+        ]
+    )
+    rows.append(
+        [
+            f"projected streams per worker, CPU-bound (1 core ÷ CPU per token @{top})",
+            "≥ 300",
+            fmt(med.get("projected_streams"), 0),
+            each("projected_streams", 0),
+            f"development LLM + client on their core: about "
+            f"{fmt(med.get('feeder_streams'), 0)} streams",
+            met(med.get("projected_streams"), 300, higher=True),
         ]
     )
     rows.append(
@@ -474,15 +492,17 @@ def table(summary: dict[str, Any], queries: dict[str, Any], plan: Plan) -> list[
             met(None if scaling is None else abs(scaling), 10),
         ]
     )
-    counts = {name: case["total"] for name, case in queries.items()}
+    counts = {name: case["queries"] for name, case in queries.items()}
+    statements = {name: case["total"] for name, case in queries.items()}
     constant = len({c for name, c in counts.items() if "prior messages" in name}) == 1
     rows.append(
         [
             "SQL queries per turn (turn_open + turn_record)",
             "constant, stated",
-            str(counts.get("20 prior messages")),
+            f"{counts.get('20 prior messages')} "
+            f"({statements.get('20 prior messages')} with BEGIN/COMMIT)",
             ", ".join(f"{k}: {v}" for k, v in counts.items()),
-            "",
+            "counted with CaptureQueriesContext around the two services",
             "yes" if constant else "NO",
         ]
     )
@@ -561,6 +581,9 @@ def main(argv: list[str] | None = None) -> None:
         help="extra runtime setting, e.g. LLM_CLIENT=...",
     )
     parser.add_argument("--only", help="comma-separated scenarios: streams,ttft,fixed")
+    parser.add_argument(
+        "--levels", help="comma-separated concurrency levels of the streams scenario (experiments)"
+    )
     parser.add_argument("--label", default="", help="a note stored in the JSON (experiments)")
     args = parser.parse_args(argv)
 
@@ -569,6 +592,9 @@ def main(argv: list[str] | None = None) -> None:
         plan.runs = args.runs
     if args.ramp:
         plan.ramp = tuple(int(v) for v in args.ramp.split(",") if v.strip().isdigit())
+    if args.levels:
+        plan.cpu_levels = tuple(int(v) for v in args.levels.split(","))
+        plan.gap_level = plan.cpu_levels[0]
     plan.uvicorn_args = args.uvicorn_args.split()
     for item in args.env:
         name, _, value = item.partition("=")

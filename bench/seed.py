@@ -112,10 +112,14 @@ def count_queries() -> dict[str, Any]:
             services.turn_record(
                 session_pk=start.session_pk, turn_id=turn_id, messages=[answer], finished=True
             )
+        statements = opened.captured_queries + recorded.captured_queries
+        control = ("BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE")
         return {
             "turn_open": len(opened),
             "turn_record": len(recorded),
             "total": len(opened) + len(recorded),
+            # Without transaction control (which SQLite's backend logs and PostgreSQL's does not).
+            "queries": sum(1 for q in statements if not q["sql"].startswith(control)),
             "history_len": len(start.history),
             "sql": [q["sql"][:160] for q in opened.captured_queries + recorded.captured_queries],
         }
