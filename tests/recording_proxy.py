@@ -48,9 +48,12 @@ class Exchange:
     status: int | None = None
     chunk_times: list[float] = field(default_factory=list)
     data: bytearray = field(default_factory=bytearray)
-    #: The upstream's answer ended (for a stream: the model finished) and was all relayed.
+    #: The stream's ``data: [DONE]`` went through: the model server finished its answer.
+    done_at: float | None = None
+    #: The upstream's body ended and was all relayed.
     finished_at: float | None = None
-    #: The runtime hung up before the answer ended; the proxy then hung up on the upstream.
+    #: The runtime hung up before the body ended (as it may right after ``[DONE]``); the proxy
+    #: then hung up on the upstream at once.
     client_gone_at: float | None = None
 
 
@@ -152,6 +155,8 @@ class RecordingProxy:
         async for chunk in response.aiter_raw():
             exchange.chunk_times.append(time.monotonic())
             exchange.data += chunk
+            if exchange.done_at is None and b"data: [DONE]" in exchange.data[-len(chunk) - 16 :]:
+                exchange.done_at = exchange.chunk_times[-1]
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         exchange.finished_at = time.monotonic()
