@@ -233,6 +233,10 @@ class OpenAIChatClient:
                     raise UpstreamTimeout("The language model call exceeded its total timeout.")
                 data = sse.data
                 if data == "[DONE]":
+                    if finish_reason is None:
+                        # A server that stops early (llama.cpp when another request arrives)
+                        # still says [DONE]; only a finish_reason says the answer is whole.
+                        raise UpstreamDisconnected("The stream ended without a finish reason.")
                     yield StreamEnd(finish_reason, usage, model)
                     return
                 if not data:

@@ -197,12 +197,6 @@ def test_a_client_disconnect_stops_generation_in_llama_cpp(
     assert Session.objects.get(session_id="gone").active_turn_id is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="llm_client takes [DONE] before any finish_reason for a complete answer: the answer "
-    "llama-cpp-python cut short (its default, --interrupt_requests True, when another request "
-    "arrives) is stored as complete, with no finish_reason, and the client is not told",
-)
 def test_an_answer_llama_cpp_cuts_short_is_not_stored_as_complete(
     runtime_factory: Callable[..., Runtime], server_logs: Path, transactional_db: None
 ) -> None:

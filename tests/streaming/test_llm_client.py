@@ -234,12 +234,6 @@ async def test_read_error_mid_stream_is_a_disconnect(client: OpenAIChatClient) -
         await collect(client)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="llm_client takes [DONE] before any finish_reason for a complete answer; a server "
-    "that cuts a stream short this way (llama-cpp-python, by default, when another request "
-    "arrives) leaves a truncated answer stored as complete",
-)
 @respx.mock
 async def test_done_before_any_finish_reason_is_a_disconnect(client: OpenAIChatClient) -> None:
     respx.post(URL).mock(return_value=event_stream(sse(delta(content="par"), done=True)))
