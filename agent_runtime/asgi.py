@@ -18,7 +18,8 @@ from django.conf import settings  # noqa: E402
 
 from agent_runtime.body_limit import BodySizeLimit  # noqa: E402
 from agent_runtime.checks import validate_settings  # noqa: E402
+from agent_runtime.lifespan import Lifespan  # noqa: E402
 
 validate_settings()
 
-application = BodySizeLimit(django_application, max_bytes=settings.MAX_BODY_BYTES)
+application = Lifespan(BodySizeLimit(django_application, max_bytes=settings.MAX_BODY_BYTES))

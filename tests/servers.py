@@ -160,7 +160,7 @@ def start_runtime(
             "--workers",
             str(workers),
             "--lifespan",
-            "off",
+            "on",
         ],
         env,
         log,

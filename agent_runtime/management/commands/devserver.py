@@ -64,7 +64,7 @@ class Command(BaseCommand):
                         str(options["port"]),
                         "--no-access-log",
                         "--lifespan",
-                        "off",
+                        "on",
                     ],
                     env=child_env,
                 )
@@ -83,14 +83,27 @@ class Command(BaseCommand):
         except KeyboardInterrupt:
             pass
         finally:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGINT)
-            for child in children:
-                try:
-                    child.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    child.kill()
+            _stop(children)
+
+
+def _stop(children: "list[subprocess.Popen[bytes]]") -> None:
+    """Stop the children gracefully, with one signal each.
+
+    Ctrl-C in a terminal already sent them SIGINT; a second signal would make uvicorn skip
+    its graceful shutdown (and the lifespan step that closes the upstream client), so give
+    them a moment to finish on their own before sending SIGTERM.
+    """
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and any(c.poll() is None for c in children):
+        time.sleep(0.1)
+    for child in children:
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            child.kill()
 
 
 def _example_values(example: Path, env: dict[str, str]) -> dict[str, str]:

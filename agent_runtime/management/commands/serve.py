@@ -72,9 +72,10 @@ class Command(BaseCommand):
                 host=host,
                 port=port,
                 workers=workers,
-                # Django has no lifespan support; uvicorn's access log is replaced by the
-                # runtime's own request log (with request id, in the configured format).
-                lifespan="off",
+                # agent_runtime.lifespan closes the upstream client on shutdown; uvicorn's
+                # access log is replaced by the runtime's own request log (with request id,
+                # in the configured format).
+                lifespan="on",
                 access_log=False,
                 log_config=settings.LOGGING,
                 log_level=settings.LOG_LEVEL.lower(),

@@ -1,0 +1,29 @@
+"""ASGI lifespan for Django, which has none: close the upstream client on shutdown.
+
+Without it the pooled upstream connections are dropped unclosed when a worker stops
+(aiohttp then logs "Unclosed connector" at ERROR).
+"""
+
+from typing import Any
+
+from streaming.llm_client import reset_llm_client
+
+Scope = dict[str, Any]
+
+
+class Lifespan:
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await reset_llm_client()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
