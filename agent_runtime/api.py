@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 
 from agent_runtime.health import HealthBody
 from sessions.schemas import (
@@ -23,7 +23,7 @@ from sessions.schemas import (
     SessionOut,
 )
 from streaming.event_metadata import StreamEventMetadata
-from streaming.protocol import SessionId, StreamEvent, StreamRequest
+from streaming.protocol import CancelResult, SessionId, StreamEvent, StreamRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,14 +61,6 @@ class Endpoint:
 
 class SessionPath(BaseModel):
     session_id: SessionId
-
-
-class CancelResult(BaseModel):
-    """``POST /agent/sessions/{session_id}/cancel`` (built by ``streaming.views``)."""
-
-    session_id: str
-    cancelled: bool = Field(description="False when no turn was running.")
-    turn_id: str | None = Field(description="The turn asked to stop, if any.")
 
 
 SSE_DESCRIPTION = (

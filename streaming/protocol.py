@@ -122,3 +122,11 @@ def token_frame(event_id: int, token: str) -> bytes:
     equal), without building a model per token.
     """
     return b"id: %d\n" % event_id + _TOKEN_HEAD + orjson.dumps(token) + _TOKEN_TAIL
+
+
+class CancelResult(BaseModel):
+    """``POST /agent/sessions/{session_id}/cancel`` ."""
+
+    session_id: str
+    cancelled: bool = Field(description="False when no turn was running.")
+    turn_id: str | None = Field(description="The turn asked to stop, if any.")

@@ -4,12 +4,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from agent_runtime.errors import MethodNotAllowed, PayloadTooLarge
 from agent_runtime.json_body import parse_json_body
-from streaming.protocol import UserMessageRequest, stream_request_adapter
+from streaming.protocol import CancelResult, UserMessageRequest, stream_request_adapter
 from streaming.turns import turn_cancel, turn_resume, turn_start
 
 
@@ -48,10 +48,9 @@ async def session_cancel(request: HttpRequest, session_id: str) -> HttpResponse:
     if request.method != "POST":
         raise MethodNotAllowed()
     turn_id = await turn_cancel(session_id=session_id)
-    return JsonResponse(
-        {
-            "session_id": session_id,
-            "cancelled": turn_id is not None,
-            "turn_id": None if turn_id is None else str(turn_id),
-        }
+    result = CancelResult(
+        session_id=session_id,
+        cancelled=turn_id is not None,
+        turn_id=None if turn_id is None else str(turn_id),
     )
+    return HttpResponse(result.model_dump_json(), content_type="application/json")
