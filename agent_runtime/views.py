@@ -57,14 +57,15 @@ def bad_request(request: HttpRequest, exception: Exception | None = None) -> Jso
     return error_response(BadRequest())
 
 
-async def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
-    return error_response(NotFound(f"No such path: {request.path}"))
-
-
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """``handler404`` (an ``Http404`` raised by a view, e.g. in the admin). Django calls error
     handlers synchronously, so it must not be a coroutine function like ``not_found``."""
     return error_response(NotFound(f"No such path: {request.path}"))
+
+
+async def not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    """The catch-all route for unknown paths: the same body as ``page_not_found``."""
+    return page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest) -> JsonResponse:

@@ -38,9 +38,6 @@ class ActiveTurns:
         self._turns: dict[UUID, Callable[[], None]] = {}
         self._watcher: asyncio.Task[None] | None = None
 
-    def __len__(self) -> int:
-        return len(self._turns)
-
     def add(self, turn_id: UUID, on_cancel: Callable[[], None]) -> None:
         self._turns[turn_id] = on_cancel
         if self._watcher is None or self._watcher.done():

@@ -1,6 +1,5 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
-from pydantic import BaseModel
 
 from streaming.tools.builtin import calculator, echo, read_file
 from streaming.tools.calculator import CalculatorError, evaluate
@@ -99,9 +98,6 @@ def test_duplicate_names_are_refused() -> None:
 
 
 def test_registry_class_is_a_setting(settings) -> None:  # type: ignore[no-untyped-def]
-    class Empty(BaseModel):
-        pass
-
     settings.TOOL_REGISTRY = "tests.streaming.test_tools.OnlyReadFile"
     reset_tool_registry()
     try:
