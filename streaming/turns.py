@@ -363,10 +363,10 @@ class TurnRunner:
                     if frame is not None:
                         yield frame
                     frames = []
-                try:
-                    item = queue.get_nowait()
-                except asyncio.QueueEmpty:
+                # Usually nothing more is queued: test rather than raise QueueEmpty per token.
+                if queue.empty():
                     break
+                item = queue.get_nowait()
             if frames:
                 yield self._sent(b"".join(frames))
 
