@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import socket
 
@@ -65,7 +66,9 @@ def main() -> None:
         f"development LLM (a stand-in, not a model) on http://{args.host}:{args.port}/v1",
         flush=True,
     )
-    server.run(sockets=[bind_socket(args.host, args.port)])
+    # uvicorn shuts down gracefully on SIGINT, then re-raises it: no traceback for that.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run(sockets=[bind_socket(args.host, args.port)])
 
 
 if __name__ == "__main__":

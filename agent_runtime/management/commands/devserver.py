@@ -93,6 +93,9 @@ def _stop(children: "list[subprocess.Popen[bytes]]") -> None:
     its graceful shutdown (and the lifespan step that closes the upstream client), so give
     them a moment to finish on their own before sending SIGTERM.
     """
+    # A second Ctrl-C (or uv forwarding the first one again) must not cut this short and
+    # leave children running.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     deadline = time.monotonic() + 2
     while time.monotonic() < deadline and any(c.poll() is None for c in children):
         time.sleep(0.1)
