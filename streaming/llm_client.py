@@ -11,8 +11,9 @@ class serves is the ``LLM_CLIENT`` dotted path (tests and benchmarks swap it).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from httpx_aiohttp import HttpxAiohttpClient
-from httpx_sse import EventSource, SSEError
+from httpx_sse import EventSource, ServerSentEvent, SSEError
 
 from agent_runtime.errors import (
     UpstreamDisconnected,
@@ -108,6 +109,22 @@ def retry_after_seconds(value: str | None) -> float | None:
         return max(0.0, (parsedate_to_datetime(value) - timezone.now()).total_seconds())
     except (TypeError, ValueError):
         return None
+
+
+#: After ``[DONE]``, how long to wait for the end of the body. Reading it lets the pool keep
+#: the connection for the next turn; a response closed before its end closes its connection.
+DRAIN_SECONDS = 0.25
+
+
+async def _drain(events: AsyncGenerator[ServerSentEvent, None]) -> None:
+    """Read what follows ``[DONE]`` (normally nothing: the body's end), for a short while."""
+    try:
+        with contextlib.suppress(TimeoutError, httpx.TransportError, SSEError):
+            async with asyncio.timeout(DRAIN_SECONDS):
+                async for _ in events:
+                    pass
+    finally:
+        await events.aclose()
 
 
 def _timed_out(exc: httpx.TimeoutException) -> bool:
@@ -227,8 +244,9 @@ class OpenAIChatClient:
         finish_reason: str | None = None
         usage: dict[str, int] = {}
         model = ""
+        events = EventSource(response).aiter_sse()
         try:
-            async for sse in EventSource(response).aiter_sse():
+            async for sse in events:
                 if loop_time() > deadline:
                     raise UpstreamTimeout("The language model call exceeded its total timeout.")
                 data = sse.data
@@ -238,6 +256,7 @@ class OpenAIChatClient:
                         # still says [DONE]; only a finish_reason says the answer is whole.
                         raise UpstreamDisconnected("The stream ended without a finish reason.")
                     yield StreamEnd(finish_reason, usage, model)
+                    await _drain(events)
                     return
                 if not data:
                     continue

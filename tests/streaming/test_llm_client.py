@@ -280,3 +280,47 @@ async def test_refused_connection_is_unreachable_on_both_transports(
         await client.aclose()
     assert raised.value.detail == "The language model server is unreachable."
     assert raised.value.retryable
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_connection_is_reused_when_the_body_ends_after_done(settings, transport: str) -> None:  # type: ignore[no-untyped-def]
+    """A server that ends the body a moment after ``[DONE]`` (as uvicorn does: two writes).
+    The client reads up to the end, so the next call reuses the connection instead of
+    opening a new one."""
+    import asyncio
+
+    connections = 0
+
+    def chunk(data: bytes) -> bytes:
+        return b"%x\r\n%s\r\n" % (len(data), data)
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            writer.write(
+                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+                b"transfer-encoding: chunked\r\n\r\n"
+                + chunk(sse(delta(content="hi"), finish(), done=True))
+            )
+            await writer.drain()
+            await asyncio.sleep(0.02)  # the body's end comes in a later packet
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings.LLM_PROXY_URL = f"http://127.0.0.1:{port}"
+    settings.LLM_HTTP_TRANSPORT = transport
+    client = OpenAIChatClient()
+    try:
+        for _ in range(3):
+            deltas = await collect(client)
+            assert deltas[-1] == StreamEnd("stop", {}, "m1")
+    finally:
+        await client.aclose()
+        server.close()
+    assert connections == 1
