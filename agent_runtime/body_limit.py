@@ -12,9 +12,7 @@ import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import orjson
-
-from agent_runtime.errors import PayloadTooLarge
+from agent_runtime.errors import PayloadTooLarge, error_body
 from agent_runtime.logs import accepted_request_id, bind_request
 from agent_runtime.metrics import http_request_observed
 
@@ -74,7 +72,7 @@ class BodySizeLimit:
         )
         bind_request(request_id)
         error = PayloadTooLarge()
-        body = orjson.dumps(error.as_dict())
+        body = error_body(error)
         await send(
             {
                 "type": "http.response.start",

@@ -4,10 +4,15 @@ Every non-2xx response is ``{"detail": ..., "code": ..., ["errors": [...]]}``; t
 to JSON lives in :func:`error_response` and nowhere else.
 """
 
+import logging
 from typing import Any
 
+from django.core.exceptions import RequestDataTooBig
+from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import JsonResponse
 from pydantic import BaseModel, Field
+
+logger = logging.getLogger(__name__)
 
 
 class AgentRuntimeError(Exception):
@@ -85,6 +90,25 @@ class Unavailable(AgentRuntimeError):
 
 def error_response(error: AgentRuntimeError) -> JsonResponse:
     return JsonResponse(error.as_dict(), status=error.status)
+
+
+def error_body(error: AgentRuntimeError) -> bytes:
+    """The bytes of :func:`error_response`'s body, for responses sent without Django."""
+    return error_response(error).content
+
+
+def error_for_exception(exception: Exception) -> "AgentRuntimeError | None":
+    """The error a client is told of for an exception a request raised; None: a bug (500)."""
+    if isinstance(exception, AgentRuntimeError):
+        return exception
+    if isinstance(exception, RequestDataTooBig):
+        return PayloadTooLarge()
+    if isinstance(exception, OperationalError | InterfaceError):
+        logger.warning("database unavailable: %s", type(exception).__name__)
+        return Unavailable()
+    if isinstance(exception, DatabaseError):
+        logger.exception("database error")
+    return None
 
 
 class FieldError(BaseModel):

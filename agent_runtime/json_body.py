@@ -23,6 +23,11 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     return errors
 
 
+def is_json_content_type(value: str) -> bool:
+    """Whether a ``Content-Type`` names JSON (parameters such as ``charset`` aside)."""
+    return value.partition(";")[0].strip().lower() == "application/json"
+
+
 def parse_json_body(request: HttpRequest, adapter: TypeAdapter[T]) -> T:
     """Validate ``request.body`` as JSON for ``adapter``: 415, 413 or 422 when it is not."""
     if request.content_type != "application/json":
@@ -30,7 +35,11 @@ def parse_json_body(request: HttpRequest, adapter: TypeAdapter[T]) -> T:
     length = request.headers.get("Content-Length")
     if length is not None and length.isdigit() and int(length) > settings.MAX_BODY_BYTES:
         raise PayloadTooLarge()
-    body = request.body  # Django raises RequestDataTooBig past DATA_UPLOAD_MAX_MEMORY_SIZE
+    return parse_json_bytes(request.body, adapter)  # RequestDataTooBig past the upload limit
+
+
+def parse_json_bytes(body: bytes, adapter: TypeAdapter[T]) -> T:
+    """Validate a JSON body for ``adapter``: 413 or 422 when it is not acceptable."""
     if len(body) > settings.MAX_BODY_BYTES:
         raise PayloadTooLarge()
     try:

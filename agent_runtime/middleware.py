@@ -7,24 +7,20 @@ from collections.abc import Awaitable, Callable
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
-from django.core.exceptions import MiddlewareNotUsed, RequestDataTooBig
-from django.db import DatabaseError, InterfaceError, OperationalError
+from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import patch_vary_headers
 
 from agent_runtime.api import allowed_methods
 from agent_runtime.errors import (
-    AgentRuntimeError,
     MethodNotAllowed,
-    PayloadTooLarge,
     Unauthorized,
-    Unavailable,
+    error_for_exception,
     error_response,
 )
 from agent_runtime.logs import accepted_request_id, bind_request
 from agent_runtime.metrics import http_request_observed
 
-logger = logging.getLogger(__name__)
 request_logger = logging.getLogger("agent_runtime.requests")
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponse]]
@@ -141,20 +137,13 @@ class ErrorJsonMiddleware(_AsyncMiddleware):
         return await self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        if isinstance(exception, MethodNotAllowed):
-            response = error_response(exception)
+        error = error_for_exception(exception)
+        if error is None:
+            return None
+        response = error_response(error)
+        if isinstance(error, MethodNotAllowed):
             match = request.resolver_match
             methods = allowed_methods(match.route) if match is not None else []
             if methods:
                 response["Allow"] = ", ".join(methods)  # required with a 405 (RFC 9110)
-            return response
-        if isinstance(exception, AgentRuntimeError):
-            return error_response(exception)
-        if isinstance(exception, RequestDataTooBig):
-            return error_response(PayloadTooLarge())
-        if isinstance(exception, OperationalError | InterfaceError):
-            logger.warning("database unavailable: %s", type(exception).__name__)
-            return error_response(Unavailable())
-        if isinstance(exception, DatabaseError):
-            logger.exception("database error")
-        return None
+        return response

@@ -81,6 +81,13 @@ class TurnCancelled(Exception):
 # --- Entry points --------------------------------------------------------------------------------
 
 
+async def turn_stream(*, request: UserMessageRequest | ToolResultRequest) -> AsyncIterator[bytes]:
+    """The frames answering a stream request: a new user turn, or a tool result's."""
+    if isinstance(request, UserMessageRequest):
+        return await turn_start(request=request)
+    return await turn_resume(request=request)
+
+
 async def turn_start(*, request: UserMessageRequest) -> AsyncIterator[bytes]:
     """Open a user turn and return its frames; raises ``SessionBusy`` before any byte is sent."""
     turn_id = uuid.uuid4()

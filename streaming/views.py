@@ -9,8 +9,13 @@ from django.views.decorators.csrf import csrf_exempt
 
 from agent_runtime.errors import MethodNotAllowed, PayloadTooLarge
 from agent_runtime.json_body import parse_json_body
-from streaming.protocol import CancelResult, UserMessageRequest, stream_request_adapter
-from streaming.turns import turn_cancel, turn_resume, turn_start
+from streaming.protocol import (
+    CancelResult,
+    ToolResultRequest,
+    UserMessageRequest,
+    stream_request_adapter,
+)
+from streaming.turns import turn_cancel, turn_stream
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -33,14 +38,17 @@ class EventStreamResponse(StreamingHttpResponse):
 async def message_stream(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         raise MethodNotAllowed()
-    body = parse_json_body(request, stream_request_adapter)
-    if isinstance(body, UserMessageRequest):
-        if len(body.content) > settings.MAX_MESSAGE_CHARS:
-            raise PayloadTooLarge(
-                f"content is longer than {settings.MAX_MESSAGE_CHARS} characters."
-            )
-        return EventStreamResponse(await turn_start(request=body))
-    return EventStreamResponse(await turn_resume(request=body))
+    body = stream_request_checked(parse_json_body(request, stream_request_adapter))
+    return EventStreamResponse(await turn_stream(request=body))
+
+
+def stream_request_checked(
+    body: UserMessageRequest | ToolResultRequest,
+) -> UserMessageRequest | ToolResultRequest:
+    """The limits a parsed stream request must also meet (shared with ``streaming.endpoint``)."""
+    if isinstance(body, UserMessageRequest) and len(body.content) > settings.MAX_MESSAGE_CHARS:
+        raise PayloadTooLarge(f"content is longer than {settings.MAX_MESSAGE_CHARS} characters.")
+    return body
 
 
 @csrf_exempt
