@@ -43,18 +43,20 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: every response, error or not, carries X-Request-ID and is logged and counted.
     "agent_runtime.middleware.RequestIdMiddleware",
+    # Next, so that every response (a 401 too) has the security headers; streaming.endpoint
+    # sends the same ones.
+    "django.middleware.security.SecurityMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Before the key check, which a browser's preflight cannot pass; off unless configured.
     "agent_runtime.middleware.CorsMiddleware",
     "agent_runtime.middleware.ErrorJsonMiddleware",
     "agent_runtime.middleware.InternalAuthMiddleware",
-    "django.middleware.security.SecurityMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
 # The admin needs a session; signed cookies avoid installing django.contrib.sessions, whose
 # app label would collide with ours.
@@ -84,8 +86,9 @@ TEMPLATES = [
 DATABASES = {
     "default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'agent_runtime.sqlite3'}")
 }
-# Under ASGI connections are per thread: never keep them across requests.
-DATABASES["default"]["CONN_MAX_AGE"] = 0
+# All ORM work runs on asgiref's one database thread (agent_runtime.asgi): its connection is
+# kept from one request to the next. One that failed is closed after the failure.
+DATABASES["default"]["CONN_MAX_AGE"] = None
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         {
@@ -101,6 +104,8 @@ elif env.bool("DATABASE_POOL", default=False):
         "min_size": 1,
         "max_size": env.int("DATABASE_POOL_MAX_SIZE", default=10),
     }
+    # Django's pool refuses persistent connections: the pool keeps them instead.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Static, i18n ------------------------------------------------------------------------------
