@@ -1,17 +1,30 @@
 """ASGI entry point: ``uvicorn agent_runtime.asgi:application``.
 
-Django's application, wrapped so that request bodies over ``MAX_BODY_BYTES`` are refused
-before Django reads them. No migrations here: the container runs them as an explicit step
+Django's application, behind ``StreamEndpoint`` (which serves ``POST /agent/message/stream``
+itself) and a body size limit that refuses bodies over ``MAX_BODY_BYTES`` before anything
+reads them. No migrations here: the container runs them as an explicit step
 (``docker/entrypoint.sh migrate``).
 """
 
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "agent_runtime.settings")
 
-django_application = get_asgi_application()
+_django = get_asgi_application()
+
+
+async def django_application(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Django's handler, without a thread-sensitive context per request.
+
+    ``ASGIHandler.__call__`` gives each request its own one-thread executor: a new thread,
+    and so a new database connection, per request. Without it every ``sync_to_async`` call
+    runs on asgiref's one database thread, which keeps its connection (``CONN_MAX_AGE``).
+    """
+    await _django.handle(scope, receive, send)
+
 
 # Refuse to serve with placeholder secrets or a broken configuration.
 from django.conf import settings  # noqa: E402
@@ -19,7 +32,10 @@ from django.conf import settings  # noqa: E402
 from agent_runtime.body_limit import BodySizeLimit  # noqa: E402
 from agent_runtime.checks import validate_settings  # noqa: E402
 from agent_runtime.lifespan import Lifespan  # noqa: E402
+from streaming.endpoint import StreamEndpoint  # noqa: E402
 
 validate_settings()
 
-application = Lifespan(BodySizeLimit(django_application, max_bytes=settings.MAX_BODY_BYTES))
+application = Lifespan(
+    BodySizeLimit(StreamEndpoint(django_application), max_bytes=settings.MAX_BODY_BYTES)
+)

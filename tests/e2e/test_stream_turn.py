@@ -21,6 +21,11 @@ def test_events_have_the_exact_format_and_order(runtime: Runtime, devllm: DevLLM
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-cache"
         assert response.headers["x-accel-buffering"] == "no"
+        # What the middleware would add, though streaming.endpoint serves this path itself.
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["referrer-policy"] == "same-origin"
+        assert len(response.headers["x-request-id"]) == 32
         raw = response.read().decode()
 
     usage = devllm.requests()[0]
