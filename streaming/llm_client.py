@@ -3,9 +3,10 @@
 One pooled ``httpx.AsyncClient`` per process, built from settings on first use. Its transport
 is aiohttp's (``httpx-aiohttp``: C HTTP parser, no anyio layer; about half the CPU per turn and
 per token of httpx's own, see docs/benchmarks.md) unless ``LLM_HTTP_TRANSPORT`` is ``httpx``.
-Either way the code here, and respx in tests, see only the httpx API. The upstream SSE is
-parsed by ``httpx-sse``; transport failures become the runtime's ``Upstream*`` errors. Which
-class serves is the ``LLM_CLIENT`` dotted path (tests and benchmarks swap it).
+Requests go through the httpx API (so respx mocks them in tests); on the aiohttp transport
+the body is then read from aiohttp's buffer directly. The upstream SSE is decoded by
+``streaming.upstream_sse``; transport failures become the runtime's ``Upstream*`` errors.
+Which class serves is the ``LLM_CLIENT`` dotted path (tests and benchmarks swap it).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -24,8 +25,8 @@ import orjson
 from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
-from httpx_aiohttp import HttpxAiohttpClient
-from httpx_sse import EventSource, ServerSentEvent, SSEError
+from httpx_aiohttp import AiohttpTransport, HttpxAiohttpClient
+from httpx_aiohttp.transport import AiohttpResponseStream
 
 from agent_runtime.errors import (
     UpstreamDisconnected,
@@ -36,6 +37,7 @@ from agent_runtime.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
+from streaming.upstream_sse import UpstreamEvents
 
 logger = logging.getLogger(__name__)
 
@@ -115,16 +117,50 @@ def retry_after_seconds(value: str | None) -> float | None:
 #: the connection for the next turn; a response closed before its end closes its connection.
 DRAIN_SECONDS = 0.25
 
+ByteReader = Callable[[], Awaitable[bytes]]
 
-async def _drain(events: AsyncGenerator[ServerSentEvent, None]) -> None:
+
+class _AiohttpTransport(AiohttpTransport):
+    """httpx-aiohttp's transport, which also hands aiohttp's body buffer to ``_byte_reader``."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if isinstance(response.stream, AiohttpResponseStream):
+            response.extensions[_AIOHTTP_BODY] = response.stream._aiohttp_response.content
+        return response
+
+
+_AIOHTTP_BODY = "agent_runtime.aiohttp_body"
+
+
+def _byte_reader(response: httpx.Response) -> ByteReader:
+    """A function returning the body's next bytes as they arrive; ``b""`` at its end.
+
+    On the aiohttp transport it reads aiohttp's buffer directly: httpx's layers of generators
+    (raw, bytes, text, lines) cost more per token than the rest of the relay. Elsewhere (the
+    httpx transport, respx in tests, a compressed body) it is httpx's decoded byte stream.
+    """
+    body = response.extensions.get(_AIOHTTP_BODY)
+    encoding = response.headers.get("Content-Encoding", "").strip().lower()
+    if body is not None and encoding in ("", "identity"):
+        return body.readany
+    chunks = response.aiter_bytes()
+
+    async def read() -> bytes:
+        async for chunk in chunks:
+            if chunk:
+                return chunk
+        return b""
+
+    return read
+
+
+async def _drain(read: ByteReader) -> None:
     """Read what follows ``[DONE]`` (normally nothing: the body's end), for a short while."""
-    try:
-        with contextlib.suppress(TimeoutError, httpx.TransportError, SSEError):
-            async with asyncio.timeout(DRAIN_SECONDS):
-                async for _ in events:
-                    pass
-    finally:
-        await events.aclose()
+    with contextlib.suppress(TimeoutError, httpx.TransportError, aiohttp.ClientError):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while await read():
+                pass
 
 
 def _timed_out(exc: httpx.TimeoutException) -> bool:
@@ -157,21 +193,25 @@ class OpenAIChatClient:
             self.extra_params["temperature"] = settings.LLM_TEMPERATURE
         if settings.LLM_MAX_TOKENS is not None:
             self.extra_params["max_tokens"] = settings.LLM_MAX_TOKENS
+        limits = httpx.Limits(
+            max_connections=settings.LLM_MAX_CONNECTIONS,
+            max_keepalive_connections=settings.LLM_MAX_CONNECTIONS,
+        )
         client_class = (
             httpx.AsyncClient if settings.LLM_HTTP_TRANSPORT == "httpx" else HttpxAiohttpClient
         )
         self.http = client_class(
             headers=headers,
+            transport=(
+                None if settings.LLM_HTTP_TRANSPORT == "httpx" else _AiohttpTransport(limits=limits)
+            ),
             timeout=httpx.Timeout(
                 connect=settings.LLM_CONNECT_TIMEOUT,
                 read=settings.LLM_READ_TIMEOUT,
                 write=settings.LLM_CONNECT_TIMEOUT,
                 pool=settings.LLM_CONNECT_TIMEOUT,
             ),
-            limits=httpx.Limits(
-                max_connections=settings.LLM_MAX_CONNECTIONS,
-                max_keepalive_connections=settings.LLM_MAX_CONNECTIONS,
-            ),
+            limits=limits,
         )
 
     def request_body(
@@ -239,61 +279,66 @@ class OpenAIChatClient:
         )
 
     async def _deltas(self, response: httpx.Response) -> AsyncIterator[Delta]:
+        content_type = response.headers.get("Content-Type", "")
+        if "text/event-stream" not in content_type:
+            raise UpstreamProtocolError(
+                f"The language model server answered {content_type!r}, not an event stream."
+            )
         loop_time = asyncio.get_running_loop().time
         deadline = loop_time() + self.total_timeout
         finish_reason: str | None = None
         usage: dict[str, int] = {}
         model = ""
-        events = EventSource(response).aiter_sse()
+        read = _byte_reader(response)
+        events = UpstreamEvents()
         try:
-            async for sse in events:
+            while True:
+                received = await read()
                 if loop_time() > deadline:
                     raise UpstreamTimeout("The language model call exceeded its total timeout.")
-                data = sse.data
-                if data == "[DONE]":
-                    if finish_reason is None:
-                        # A server that stops early (llama.cpp when another request arrives)
-                        # still says [DONE]; only a finish_reason says the answer is whole.
-                        raise UpstreamDisconnected("The stream ended without a finish reason.")
-                    yield StreamEnd(finish_reason, usage, model)
-                    await _drain(events)
-                    return
-                if not data:
-                    continue
-                try:
-                    chunk = orjson.loads(data)
-                    if "error" in chunk:
-                        raise UpstreamHTTPError(
-                            200, f"The language model reported: {chunk['error']}"
-                        )
-                    choices = chunk.get("choices") or ()
-                    model = chunk.get("model") or model
-                    if chunk.get("usage"):
-                        usage = chunk["usage"]
-                    for choice in choices:
-                        delta = choice.get("delta") or {}
-                        text = delta.get("content")
-                        if text:
-                            yield ContentDelta(text)
-                        for call in delta.get("tool_calls") or ():
-                            function = call.get("function") or {}
-                            yield ToolCallDelta(
-                                index=call.get("index", 0),
-                                id=call.get("id"),
-                                name=function.get("name"),
-                                arguments=function.get("arguments") or "",
+                for data in events.feed(received) if received else events.close():
+                    if data == b"[DONE]" or data == "[DONE]":
+                        if finish_reason is None:
+                            # A server that stops early (llama.cpp when another request
+                            # arrives) still says [DONE]; only a finish_reason says the
+                            # answer is whole.
+                            raise UpstreamDisconnected("The stream ended without a finish reason.")
+                        yield StreamEnd(finish_reason, usage, model)
+                        await _drain(read)
+                        return
+                    if not data:
+                        continue
+                    try:
+                        chunk = orjson.loads(data)
+                        if "error" in chunk:
+                            raise UpstreamHTTPError(
+                                200, f"The language model reported: {chunk['error']}"
                             )
-                        if choice.get("finish_reason"):
-                            finish_reason = choice["finish_reason"]
-                except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError) as exc:
-                    raise UpstreamProtocolError() from exc
-        except httpx.ReadTimeout as exc:
+                        model = chunk.get("model") or model
+                        if chunk.get("usage"):
+                            usage = chunk["usage"]
+                        for choice in chunk.get("choices") or ():
+                            delta = choice.get("delta") or {}
+                            text = delta.get("content")
+                            if text:
+                                yield ContentDelta(text)
+                            for call in delta.get("tool_calls") or ():
+                                function = call.get("function") or {}
+                                yield ToolCallDelta(
+                                    index=call.get("index", 0),
+                                    id=call.get("id"),
+                                    name=function.get("name"),
+                                    arguments=function.get("arguments") or "",
+                                )
+                            if choice.get("finish_reason"):
+                                finish_reason = choice["finish_reason"]
+                    except (orjson.JSONDecodeError, AttributeError, TypeError, KeyError) as exc:
+                        raise UpstreamProtocolError() from exc
+                if not received:
+                    break
+        except (httpx.ReadTimeout, aiohttp.ServerTimeoutError) as exc:
             raise UpstreamTimeout() from exc
-        except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
-            raise UpstreamDisconnected() from exc
-        except SSEError as exc:
-            raise UpstreamProtocolError(str(exc)) from exc
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, aiohttp.ClientError) as exc:
             raise UpstreamDisconnected() from exc
         # The body ended without [DONE]: some servers do that after a finish_reason.
         if finish_reason is None:

@@ -282,6 +282,16 @@ async def test_refused_connection_is_unreachable_on_both_transports(
     assert raised.value.retryable
 
 
+async def answer_headers(reader, writer) -> None:  # type: ignore[no-untyped-def]
+    """Read one request; write a chunked event stream's status line and headers."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+    await reader.readexactly(length)
+    writer.write(
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+    )
+
+
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 async def test_connection_is_reused_when_the_body_ends_after_done(settings, transport: str) -> None:  # type: ignore[no-untyped-def]
     """A server that ends the body a moment after ``[DONE]`` (as uvicorn does: two writes).
@@ -298,14 +308,8 @@ async def test_connection_is_reused_when_the_body_ends_after_done(settings, tran
         nonlocal connections
         connections += 1
         while True:
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
-            await reader.readexactly(length)
-            writer.write(
-                b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
-                b"transfer-encoding: chunked\r\n\r\n"
-                + chunk(sse(delta(content="hi"), finish(), done=True))
-            )
+            await answer_headers(reader, writer)
+            writer.write(chunk(sse(delta(content="hi"), finish(), done=True)))
             await writer.drain()
             await asyncio.sleep(0.02)  # the body's end comes in a later packet
             writer.write(b"0\r\n\r\n")
@@ -324,3 +328,60 @@ async def test_connection_is_reused_when_the_body_ends_after_done(settings, tran
         await client.aclose()
         server.close()
     assert connections == 1
+
+
+async def chunked_server(pieces: list[bytes]):  # type: ignore[no-untyped-def]
+    """A raw HTTP server answering each request with ``pieces``, one chunk and write each."""
+    import asyncio
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await answer_headers(reader, writer)
+        for piece in pieces:
+            writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+            await writer.drain()
+            await asyncio.sleep(0.002)  # each piece its own read on the client's side
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    return await asyncio.start_server(serve, "127.0.0.1", 0)
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n"])
+async def test_events_cut_anywhere_by_the_network_arrive_whole(
+    settings, transport: str, line_end: bytes
+) -> None:  # type: ignore[no-untyped-def]
+    body = sse(delta(content="été"), delta(content="b"), finish()).replace(b"\n", line_end)
+    server = await chunked_server([body[i : i + 7] for i in range(0, len(body), 7)])
+    settings.LLM_PROXY_URL = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    settings.LLM_HTTP_TRANSPORT = transport
+    client = OpenAIChatClient()
+    try:
+        deltas = await collect(client)
+    finally:
+        await client.aclose()
+        server.close()
+    assert deltas == [ContentDelta("été"), ContentDelta("b"), StreamEnd("stop", {}, "m1")]
+
+
+async def test_on_the_aiohttp_transport_the_body_is_read_from_aiohttps_buffer(settings) -> None:  # type: ignore[no-untyped-def]
+    """The per-token fast path: no httpx byte/text/line generators between socket and parser."""
+    import aiohttp
+
+    from streaming.llm_client import _byte_reader
+
+    server = await chunked_server([sse(delta(content="a"), finish())])
+    settings.LLM_PROXY_URL = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    settings.LLM_HTTP_TRANSPORT = "aiohttp"
+    client = OpenAIChatClient()
+    try:
+        request = client.http.build_request("POST", client.url, content=b"{}")
+        response = await client.http.send(request, stream=True)
+        read = _byte_reader(response)
+        assert isinstance(getattr(read, "__self__", None), aiohttp.StreamReader)
+        assert b"data: " in await read()
+        await response.aclose()
+    finally:
+        await client.aclose()
+        server.close()
