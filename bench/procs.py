@@ -199,10 +199,40 @@ def start_runtime(
         "1",
         "--lifespan",
         "off",
+        # As ``manage.py serve``: the runtime writes its own request log line instead.
+        "--no-access-log",
         *uvicorn_args,
     ]
     env = runtime_env(db_url, llm_url, extra_env)
     server = Server("runtime", f"http://127.0.0.1:{port}", _spawn(args, env, log), log)
+    _wait_up(server, "/health")
+    return server
+
+
+def start_floor(scratch: Path, pinning: Pinning, *, llm_url: str, upstream_body: bytes) -> Server:
+    """``bench.floor_relay`` under the same uvicorn and pinning as the runtime."""
+    port = free_port()
+    log = scratch / f"floor-{port}.log"
+    args = [
+        *pinning.prefix(pinning.server),
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "bench.floor_relay:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--lifespan",
+        "off",
+        "--no-access-log",
+    ]
+    env = {
+        **os.environ,
+        "FLOOR_LLM_URL": llm_url,
+        "FLOOR_UPSTREAM_BODY": upstream_body.decode(),
+    }
+    server = Server("floor", f"http://127.0.0.1:{port}", _spawn(args, env, log), log)
     _wait_up(server, "/health")
     return server
 

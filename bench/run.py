@@ -25,6 +25,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from bench import seed
 from bench.loadgen import direct_payload, relay_payload, summarize
 from bench.procs import (
@@ -36,6 +38,7 @@ from bench.procs import (
     migrate,
     rss_bytes,
     start_devllm,
+    start_floor,
     start_runtime,
 )
 
@@ -194,6 +197,7 @@ class Bench:
                 direct = self.closed("direct", level, devllm, runtime)
                 relay = self.closed("relay", level, devllm, runtime, sessions)
                 out["levels"][str(level)] = {"direct": direct, "relay": relay}
+            out["floor"] = self.floor(run, devllm)
             for level in plan.ramp:
                 sessions = seed.seed_sessions(f"r{run}-ramp{level}", level, PRIOR_MESSAGES)
                 log(f"run {run + 1}: sustained? {level} streams, relay then direct")
@@ -205,6 +209,26 @@ class Bench:
         finally:
             runtime.stop()
             devllm.stop()
+        return out
+
+    def floor(self, run: int, devllm: Server) -> dict[str, Any]:
+        """The bare relay (bench.floor_relay) at the CPU levels: the cost of relaying alone."""
+        body = orjson.dumps(
+            {
+                "model": "dev-llm",
+                "messages": seed.upstream_history(PRIOR_MESSAGES, "bench turn 0: go on."),
+                "stream": True,
+                "stream_options": {"include_usage": True},
+            }
+        )
+        floor = start_floor(self.scratch, self.pinning, llm_url=devllm.url, upstream_body=body)
+        out: dict[str, Any] = {}
+        try:
+            for level in self.plan.cpu_levels:
+                log(f"run {run + 1}: {level} streams through the bare relay (the floor)")
+                out[str(level)] = self.closed("relay", level, devllm, floor)
+        finally:
+            floor.stop()
         return out
 
     # --- scenario 2: time to first token, one request at a time ----------------------------
@@ -323,6 +347,10 @@ def per_run_metrics(run: dict[str, Any]) -> dict[str, Any]:
         m[f"gap_p99_direct@{level}"] = direct["gap_ms"]["p99"]
         m[f"added_gap_p99@{level}"] = relay["gap_ms"]["p99"] - direct["gap_ms"]["p99"]
         m[f"errors@{level}"] = relay["errors"]
+        floor = streams.get("floor", {}).get(level)
+        if floor is not None:
+            m[f"floor_us_per_token@{level}"] = floor["cpu_us_per_token"]["runtime"]
+            m[f"floor_errors@{level}"] = floor["errors"]
         m[f"rss_per_stream_kib@{level}"] = (
             (relay["rss_bytes"]["runtime"] - streams["idle_rss_bytes"]) / int(level) / 1024
         )
@@ -401,6 +429,18 @@ def table(summary: dict[str, Any], queries: dict[str, Any], plan: Plan) -> list[
                 f"devllm {fmt(med[f'devllm_us_per_token@{level}'], 1)} µs/token, "
                 f"client {fmt(med[f'client_us_per_token@{level}'], 1)} µs/token",
                 met(med[key], 25),
+            ]
+        )
+    for level in plan.cpu_levels:
+        key = f"floor_us_per_token@{level}"
+        rows.append(
+            [
+                f"  the floor: a bare ASGI + aiohttp relay @{level} streams (bench/floor_relay.py)",
+                "-",
+                fmt(med.get(key), 1),
+                each(key, 1),
+                "the same uvicorn, pinning and load; no Django, database or turn logic",
+                "",
             ]
         )
     rows.append(
