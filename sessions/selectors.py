@@ -11,6 +11,7 @@ from django.db.models import Aggregate, Count, Exists, OuterRef, Q, QuerySet, Su
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from sessions import statements
 from sessions.models import Message, Session
 from sessions.records import (
     ActivityKey,
@@ -21,8 +22,6 @@ from sessions.records import (
     StoredMessage,
     TranscriptPage,
 )
-
-_HISTORY_FIELDS = ("seq", "role", "content", "tool_calls", "tool_call_id")
 
 
 def estimate_tokens(message: dict[str, Any]) -> int:
@@ -53,12 +52,7 @@ def message_history_for_upstream(
     go first. The newest user message and the system prompt are always kept, and the history
     sent starts with a user message, which every chat template accepts.
     """
-    rows = list(
-        Message.objects.filter(session_id=session_pk)
-        .order_by("-seq")
-        .values(*_HISTORY_FIELDS)[:max_messages]
-    )
-    rows.reverse()
+    rows = statements.history_rows(session_pk=session_pk, limit=max_messages)
 
     # Chronological units; a tool result whose call fell outside the window is dropped.
     units: list[list[dict[str, Any]]] = []

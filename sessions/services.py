@@ -1,6 +1,6 @@
 """Writes to sessions and messages. Each public function is one short transaction."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import Any
 from uuid import UUID
@@ -17,6 +17,7 @@ from agent_runtime.errors import (
     ToolCallNotFound,
     TurnStillRunning,
 )
+from sessions import statements
 from sessions.models import Message, Session
 from sessions.records import NewMessage, PruneResult, TurnStart
 from sessions.selectors import (
@@ -69,33 +70,17 @@ def _take_lease(session: Session, turn_id: UUID) -> None:
     session.cancel_turn_id = None
 
 
-def _append(session: Session, turn_id: UUID | None, messages: Iterable[NewMessage]) -> None:
+def _append(session: Session, turn_id: UUID | None, messages: Sequence[NewMessage]) -> None:
     """Insert messages after the session's last one; the caller holds the row lock."""
-    rows = []
-    for message in messages:
-        session.last_seq += 1
-        usage = message.usage
-        rows.append(
-            Message(
-                session=session,
-                seq=session.last_seq,
-                role=message.role,
-                content=message.content,
-                status=message.status,
-                turn_id=turn_id,
-                model=message.model,
-                prompt_tokens=usage.get("prompt_tokens"),
-                completion_tokens=usage.get("completion_tokens"),
-                total_tokens=usage.get("total_tokens"),
-                finish_reason=message.finish_reason or "",
-                error_code=message.error_code,
-                tool_calls=message.tool_calls,
-                tool_call_id=message.tool_call_id,
-                tool_name=message.tool_name,
-                client_message_id=message.client_message_id,
-            )
-        )
-    Message.objects.bulk_create(rows)
+    first_seq = session.last_seq + 1
+    session.last_seq += len(messages)
+    statements.messages_insert(
+        session_pk=session.pk,
+        first_seq=first_seq,
+        turn_id=turn_id,
+        messages=messages,
+        now=timezone.now(),
+    )
 
 
 def _history(session_pk: int) -> list[dict[str, Any]]:
@@ -123,6 +108,28 @@ def turn_open(
     names a turn that is still running. A repeated ``client_message_id`` whose turn ended
     stores nothing and returns the stored answer to replay.
     """
+    if client_message_id is None:
+        # The common turn: a known, idle session. Two statements instead of the ORM's five.
+        now = timezone.now()
+        with transaction.atomic():
+            taken = statements.lease_take_if_free(
+                session_id=session_id,
+                turn_id=turn_id,
+                now=now,
+                expires=now + timedelta(seconds=settings.TURN_LEASE_SECONDS),
+            )
+            if taken is not None:
+                session_pk, seq = taken
+                statements.messages_insert(
+                    session_pk=session_pk,
+                    first_seq=seq,
+                    turn_id=turn_id,
+                    messages=[NewMessage(role=Message.Role.USER, content=content)],
+                    now=now,
+                )
+        if taken is not None:
+            return TurnStart(session_pk=session_pk, turn_id=turn_id, history=_history(session_pk))
+    # Otherwise (a new session, a busy one, pending tool calls, a message_id to look up).
     with transaction.atomic():
         session = _session_for_update(session_id=session_id, create=True)
         assert session is not None
@@ -228,26 +235,25 @@ def turn_record(
     """
     now = timezone.now()
     with transaction.atomic():
-        session = Session.objects.select_for_update().filter(pk=session_pk).first()
-        if session is None:  # deleted while the turn ran: nothing to keep
+        last_seq = statements.turn_progress(
+            session_pk=session_pk,
+            turn_id=turn_id,
+            added=len(messages),
+            finished=finished,
+            pending_tool_calls=pending_tool_calls or None,
+            now=now,
+            expires=now + timedelta(seconds=settings.TURN_LEASE_SECONDS),
+        )
+        if last_seq is None:  # deleted while the turn ran: nothing to keep
             return
         if messages:
-            _append(session, turn_id, messages)
-        session.last_activity_at = now
-        fields = ["last_seq", "last_activity_at", "updated_at"]
-        if session.active_turn_id == turn_id:
-            if finished:
-                session.active_turn_id = None
-                session.active_turn_expires_at = None
-                session.cancel_turn_id = None
-                session.pending_tool_calls = pending_tool_calls or None
-                fields.append("pending_tool_calls")
-            else:
-                session.active_turn_expires_at = now + timedelta(
-                    seconds=settings.TURN_LEASE_SECONDS
-                )
-            fields += _LEASE_FIELDS
-        session.save(update_fields=fields)
+            statements.messages_insert(
+                session_pk=session_pk,
+                first_seq=last_seq - len(messages) + 1,
+                turn_id=turn_id,
+                messages=messages,
+                now=now,
+            )
 
 
 def turn_abandon(*, session_id: str, turn_id: UUID) -> None:

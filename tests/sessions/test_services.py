@@ -102,3 +102,67 @@ def test_record_for_a_deleted_session_is_a_no_op() -> None:
     Session.objects.all().delete()
     finish(start, NewMessage(role="assistant", content="x"))
     assert Message.objects.count() == 0
+
+
+def test_a_tool_step_renews_the_lease_and_the_end_stores_the_pending_calls() -> None:
+    start = open_turn()
+    Session.objects.update(active_turn_expires_at=timezone.now() + timedelta(seconds=1))
+    call = {"id": "c1", "type": "function", "function": {"name": "read_file", "arguments": "{}"}}
+    services.turn_record(
+        session_pk=start.session_pk,
+        turn_id=start.turn_id,
+        messages=[NewMessage(role="assistant", tool_calls=[call])],
+        finished=False,
+    )
+    session = Session.objects.get()
+    assert session.active_turn_id == start.turn_id
+    assert session.active_turn_expires_at > timezone.now() + timedelta(seconds=5)  # renewed
+    services.turn_record(
+        session_pk=start.session_pk,
+        turn_id=start.turn_id,
+        messages=[],
+        finished=True,
+        pending_tool_calls=[{"id": "c1", "name": "read_file"}],
+    )
+    session = Session.objects.get()
+    assert (session.active_turn_id, session.pending_tool_calls) == (
+        None,
+        [{"id": "c1", "name": "read_file"}],
+    )
+    assert Message.objects.get(seq=2).tool_calls == [call]
+
+    # The next user message closes the unanswered call before its own message.
+    nxt = open_turn(content="never mind")
+    assert [m["role"] for m in nxt.history] == ["user", "assistant", "tool", "user"]
+    assert nxt.history[1]["tool_calls"] == [call]
+    assert list(Message.objects.order_by("seq").values_list("role", "error_code")) == [
+        ("user", ""),
+        ("assistant", ""),
+        ("tool", "not_executed"),
+        ("user", ""),
+    ]
+    assert Session.objects.get().pending_tool_calls is None
+
+
+def test_a_stale_turn_neither_renews_nor_ends_a_newer_lease() -> None:
+    first = open_turn()
+    Session.objects.update(active_turn_expires_at=timezone.now() - timedelta(seconds=1))
+    second = open_turn(content="newer")
+    expires = Session.objects.get().active_turn_expires_at
+    services.turn_record(
+        session_pk=first.session_pk,
+        turn_id=first.turn_id,
+        messages=[NewMessage(role="assistant", content="late")],
+        finished=False,
+    )
+    session = Session.objects.get()
+    assert (session.active_turn_id, session.active_turn_expires_at) == (second.turn_id, expires)
+    assert session.last_seq == 3  # its message is still stored, after the newer one's
+
+
+def test_a_lease_with_no_expiry_is_held() -> None:
+    start = open_turn()
+    Session.objects.update(active_turn_expires_at=None)
+    with pytest.raises(SessionBusy):
+        open_turn(content="again")
+    assert Session.objects.get().active_turn_id == start.turn_id
