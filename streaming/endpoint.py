@@ -132,7 +132,9 @@ class StreamEndpoint:
         if self.origins:
             response_headers.append((b"vary", b"Origin"))
             origin = headers.get(b"origin")
-            if origin is not None and ("*" in self.origins or origin.decode() in self.origins):
+            if origin is not None and (
+                "*" in self.origins or origin.decode("latin-1") in self.origins
+            ):
                 response_headers.append((b"access-control-allow-origin", origin))
                 response_headers.append((b"access-control-expose-headers", b"X-Request-ID"))
 

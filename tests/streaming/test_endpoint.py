@@ -210,3 +210,25 @@ async def test_a_client_gone_before_its_body_gets_no_answer() -> None:
     }
     await StreamEndpoint(passed_on)(scope, receive, send)
     assert sent == []
+
+
+async def test_an_origin_that_is_not_utf8_is_just_not_allowed(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CORS_ALLOWED_ORIGINS = ["https://ide.example.com"]
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": b"{}", "more_body": False}]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop() if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": PATH,
+        "headers": [(b"host", b"testserver"), (b"origin", b"https://\xff.example.com")],
+    }
+    await StreamEndpoint(passed_on)(scope, receive, send)
+    assert sent[0]["status"] == 401
+    assert b"access-control-allow-origin" not in dict(sent[0]["headers"])
