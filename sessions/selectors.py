@@ -32,14 +32,11 @@ def estimate_tokens(message: dict[str, Any]) -> int:
     return size // 4 + 4
 
 
-def _upstream_message(row: dict[str, Any]) -> dict[str, Any]:
-    role = row["role"]
-    if role == Message.Role.TOOL:
-        return {"role": "tool", "tool_call_id": row["tool_call_id"], "content": row["content"]}
-    if role == Message.Role.ASSISTANT and row["tool_calls"]:
-        # "" rather than null: llama.cpp's server rejects a null content.
-        return {"role": "assistant", "content": row["content"], "tool_calls": row["tool_calls"]}
-    return {"role": role, "content": row["content"]}
+_USER, _ASSISTANT, _TOOL = (
+    Message.Role.USER.value,
+    Message.Role.ASSISTANT.value,
+    Message.Role.TOOL.value,
+)
 
 
 def message_history_for_upstream(
@@ -54,44 +51,56 @@ def message_history_for_upstream(
     """
     rows = statements.history_rows(session_pk=session_pk, limit=max_messages)
 
-    # Chronological units; a tool result whose call fell outside the window is dropped.
+    # Chronological units with their estimated tokens (estimate_tokens, inlined: this runs
+    # for up to max_messages rows every turn); a tool result whose call fell outside the
+    # window is dropped.
     units: list[list[dict[str, Any]]] = []
+    costs: list[int] = []
+    newest_user: int | None = None
     open_calls: set[str] = set()
     for row in rows:
-        message = _upstream_message(row)
-        if row["role"] == Message.Role.ASSISTANT and not row["content"] and not row["tool_calls"]:
-            continue  # a turn that failed or was stopped before its first token
-        if row["role"] == Message.Role.TOOL:
-            if row["tool_call_id"] in open_calls:
-                units[-1].append(message)
-                open_calls.discard(row["tool_call_id"])
+        role, content, calls = row["role"], row["content"] or "", row["tool_calls"]
+        if role == _TOOL:
+            call_id = row["tool_call_id"]
+            if call_id in open_calls:
+                units[-1].append({"role": "tool", "tool_call_id": call_id, "content": content})
+                costs[-1] += len(content) // 4 + 4
+                open_calls.discard(call_id)
             continue
-        units.append([message])
-        open_calls = {call["id"] for call in row["tool_calls"] or ()}
+        if role == _ASSISTANT and calls:
+            # "" rather than null: llama.cpp's server rejects a null content.
+            units.append([{"role": "assistant", "content": content, "tool_calls": calls}])
+            costs.append((len(content) + len(orjson.dumps(calls))) // 4 + 4)
+        elif role == _ASSISTANT and not content:
+            continue  # a turn that failed or was stopped before its first token
+        else:
+            units.append([{"role": role, "content": content}])
+            costs.append(len(content) // 4 + 4)
+            if role == _USER:
+                newest_user = len(units) - 1
+        open_calls = {call["id"] for call in calls} if calls else set()
 
-    newest_user = max(
-        (i for i, unit in enumerate(units) if unit[0]["role"] == "user"), default=None
-    )
     budget = max_tokens - (estimate_tokens({"content": system_prompt}) if system_prompt else 0)
-    kept: list[int] = []
-    used = 0
-    for i in range(len(units) - 1, -1, -1):
-        cost = sum(estimate_tokens(m) for m in units[i])
-        if used + cost > budget and i != newest_user:
-            if newest_user is not None and i > newest_user:
-                continue  # a unit after the newest user message that does not fit
-            break
-        kept.append(i)
-        used += cost
-    kept.reverse()
+    if sum(costs) <= budget:
+        kept = list(range(len(units)))
+    else:
+        kept = []
+        used = 0
+        for i in range(len(units) - 1, -1, -1):
+            if used + costs[i] > budget and i != newest_user:
+                if newest_user is not None and i > newest_user:
+                    continue  # a unit after the newest user message that does not fit
+                break
+            kept.append(i)
+            used += costs[i]
+        kept.reverse()
     # Start at a user message.
-    while kept and units[kept[0]][0]["role"] != "user":
-        kept.pop(0)
+    first_user = next((n for n, i in enumerate(kept) if units[i][0]["role"] == _USER), len(kept))
 
     history: list[dict[str, Any]] = (
         [{"role": "system", "content": system_prompt}] if system_prompt else []
     )
-    for i in kept:
+    for i in kept[first_user:]:
         history.extend(units[i])
     return history
 

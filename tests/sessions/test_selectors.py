@@ -104,3 +104,42 @@ def test_reads_only_the_window(django_assert_num_queries) -> None:  # type: igno
     with django_assert_num_queries(1) as captured:
         history(session, max_messages=10)
     assert "LIMIT 10" in captured.captured_queries[0]["sql"]
+
+
+def test_an_answer_stopped_before_its_first_token_is_left_out() -> None:
+    session = build(
+        user("q1"),
+        {"role": "assistant", "content": "", "status": "interrupted"},
+        user("q2"),
+        assistant("a2"),
+    )
+    assert history(session) == [
+        {"role": "user", "content": "q1"},
+        {"role": "user", "content": "q2"},
+        {"role": "assistant", "content": "a2"},
+    ]
+
+
+def test_a_unit_after_the_newest_user_message_that_does_not_fit_is_skipped() -> None:
+    big = "w" * 4000  # about 1,000 tokens
+    session = build(user("early"), assistant("short"), user("latest"), assistant(big))
+    # Over budget, the newest user message stays; the big answer after it cannot, but the
+    # older, smaller units before it still can.
+    assert history(session, max_tokens=40) == [
+        {"role": "user", "content": "early"},
+        {"role": "assistant", "content": "short"},
+        {"role": "user", "content": "latest"},
+    ]
+
+
+def test_the_budget_counts_tool_calls_and_results_with_their_call() -> None:
+    calls = assistant(calls=["c1"])
+    session = build(user("q"), calls, tool("c1", "r" * 400), user("next"))
+    unit = [
+        {"role": "assistant", "content": "", "tool_calls": calls["tool_calls"]},
+        {"role": "tool", "tool_call_id": "c1", "content": "r" * 400},
+    ]
+    need = sum(estimate_tokens(m) for m in [{"role": "user", "content": "q"}, *unit])
+    need += estimate_tokens({"role": "user", "content": "next"})
+    assert len(history(session, max_tokens=need)) == 4  # exactly fits
+    assert history(session, max_tokens=need - 1) == [{"role": "user", "content": "next"}]
