@@ -8,21 +8,10 @@ before any view runs anyway, so collecting it here first changes nothing else.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
-
+from agent_runtime.asgi_types import ASGIApp, Message, Receive, Scope, Send
 from agent_runtime.errors import PayloadTooLarge, error_body
 from agent_runtime.logs import accepted_request_id, bind_request
-from agent_runtime.metrics import http_request_observed
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-request_logger = logging.getLogger("agent_runtime.requests")
+from agent_runtime.metrics import request_observed
 
 
 class BodySizeLimit:
@@ -87,14 +76,10 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
-        http_request_observed(method=scope.get("method", ""), status=error.status)
-        request_logger.info(
-            "request",
-            extra={
-                "method": scope.get("method"),
-                "path": scope.get("path", "")[:200],
-                "status": error.status,
-                "duration_ms": 0.0,
-                "streaming": False,
-            },
+        request_observed(
+            method=scope.get("method", ""),
+            path=scope.get("path", ""),
+            status=error.status,
+            duration_s=0.0,
+            streaming=False,
         )

@@ -4,18 +4,15 @@ Without it the pooled upstream connections are dropped unclosed when a worker st
 (aiohttp then logs "Unclosed connector" at ERROR).
 """
 
-from typing import Any
-
+from agent_runtime.asgi_types import ASGIApp, Receive, Scope, Send
 from streaming.llm_client import reset_llm_client
-
-Scope = dict[str, Any]
 
 
 class Lifespan:
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "lifespan":
             await self.app(scope, receive, send)
             return

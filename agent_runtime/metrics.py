@@ -10,6 +10,7 @@ when the server starts (``serve`` empties it). Turn metrics live in ``streaming.
 from __future__ import annotations
 
 import glob
+import logging
 import os
 import re
 
@@ -34,6 +35,9 @@ HTTP_REQUESTS = Counter(
     ["method", "status"],
 )
 
+request_logger = logging.getLogger("agent_runtime.requests")
+# Probes and scrapes hit these every few seconds: their lines go to DEBUG.
+_QUIET_PATHS = frozenset({"/health", "/metrics"})
 _KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _LIVE_GAUGE_FILE = re.compile(r"gauge_live\w*_(\d+)\.db$")
 
@@ -41,6 +45,26 @@ _LIVE_GAUGE_FILE = re.compile(r"gauge_live\w*_(\d+)\.db$")
 def http_request_observed(*, method: str, status: int) -> None:
     # A client may send any method name: label values must stay a small, fixed set.
     HTTP_REQUESTS.labels(method if method in _KNOWN_METHODS else "other", str(status)).inc()
+
+
+def request_observed(
+    *, method: str, path: str, status: int, duration_s: float, streaming: bool
+) -> None:
+    """A request was answered: count it and write its one log line (whoever answered it:
+    Django's ``RequestIdMiddleware``, ``BodySizeLimit`` or ``streaming.endpoint``)."""
+    http_request_observed(method=method, status=status)
+    request_logger.log(
+        logging.DEBUG if path in _QUIET_PATHS else logging.INFO,
+        "request",
+        extra={
+            "method": method,
+            "path": path[:200],
+            "status": status,
+            # For an event stream: the time to the response headers, not to its end.
+            "duration_ms": round(duration_s * 1000, 1),
+            "streaming": streaming,
+        },
+    )
 
 
 def multiprocess_dir() -> str | None:

@@ -1,7 +1,6 @@
 """Async-only middleware: request ids and logs, CORS, the internal-key check, the error map."""
 
 import hmac
-import logging
 import time
 from collections.abc import Awaitable, Callable
 
@@ -19,9 +18,7 @@ from agent_runtime.errors import (
     error_response,
 )
 from agent_runtime.logs import accepted_request_id, bind_request
-from agent_runtime.metrics import http_request_observed
-
-request_logger = logging.getLogger("agent_runtime.requests")
+from agent_runtime.metrics import request_observed
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
@@ -46,29 +43,25 @@ class RequestIdMiddleware(_AsyncMiddleware):
     request (and its streamed body) runs carries it; it is echoed in the response header.
     """
 
-    # Probes and scrapes hit these every few seconds: their lines go to DEBUG.
-    QUIET_PATHS = frozenset({"/health", "/metrics"})
-
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = accepted_request_id(request.headers.get("X-Request-ID"))
         bind_request(request_id)
         started = time.perf_counter()
         response = await self.get_response(request)
         response["X-Request-ID"] = request_id
-        http_request_observed(method=request.method or "", status=response.status_code)
-        request_logger.log(
-            logging.DEBUG if request.path in self.QUIET_PATHS else logging.INFO,
-            "request",
-            extra={
-                "method": request.method,
-                "path": request.path[:200],
-                "status": response.status_code,
-                # For an event stream: the time to the response headers, not to its end.
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-                "streaming": response.streaming,
-            },
+        request_observed(
+            method=request.method or "",
+            path=request.path,
+            status=response.status_code,
+            duration_s=time.perf_counter() - started,
+            streaming=response.streaming,
         )
         return response
+
+
+def cors_origin_allowed(origins: frozenset[str], origin: str | None) -> bool:
+    """Whether ``origin`` may read the answer (``CORS_ALLOWED_ORIGINS``; ``*``: any)."""
+    return origin is not None and ("*" in origins or origin in origins)
 
 
 class CorsMiddleware(_AsyncMiddleware):
@@ -84,12 +77,9 @@ class CorsMiddleware(_AsyncMiddleware):
         if not self._origins:
             raise MiddlewareNotUsed()
 
-    def _allowed(self, origin: str | None) -> bool:
-        return origin is not None and ("*" in self._origins or origin in self._origins)
-
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         origin = request.headers.get("Origin")
-        allowed = self._allowed(origin)
+        allowed = cors_origin_allowed(self._origins, origin)
         preflight = (
             request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
         )

@@ -15,15 +15,15 @@ import asyncio
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator
 from contextlib import aclosing, suppress
-from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 from django.http.request import split_domain_port, validate_host
 
+from agent_runtime.asgi_types import ASGIApp, Receive, Scope, Send
 from agent_runtime.errors import (
     AgentRuntimeError,
     BadRequest,
@@ -34,21 +34,15 @@ from agent_runtime.errors import (
 )
 from agent_runtime.json_body import is_json_content_type, parse_json_bytes
 from agent_runtime.logs import accepted_request_id, bind_request
-from agent_runtime.metrics import http_request_observed
+from agent_runtime.metrics import request_observed
+from agent_runtime.middleware import cors_origin_allowed
 from streaming.protocol import stream_request_adapter
 from streaming.turns import turn_stream
 from streaming.views import stream_request_checked
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 PATH = "/agent/message/stream"
 
 logger = logging.getLogger(__name__)
-request_logger = logging.getLogger("agent_runtime.requests")
 
 _WANTED = frozenset({b"host", b"x-internal-auth", b"x-request-id", b"content-type", b"origin"})
 
@@ -132,9 +126,7 @@ class StreamEndpoint:
         if self.origins:
             response_headers.append((b"vary", b"Origin"))
             origin = headers.get(b"origin")
-            if origin is not None and (
-                "*" in self.origins or origin.decode("latin-1") in self.origins
-            ):
+            if origin is not None and cors_origin_allowed(self.origins, origin.decode("latin-1")):
                 response_headers.append((b"access-control-allow-origin", origin))
                 response_headers.append((b"access-control-expose-headers", b"X-Request-ID"))
 
@@ -229,7 +221,13 @@ class StreamEndpoint:
                 )
             )
             await send({"type": "http.response.start", "status": 200, "headers": headers})
-            _observed(scope, 200, started, streaming=True)
+            request_observed(
+                method="POST",
+                path=scope["path"],
+                status=200,
+                duration_s=time.perf_counter() - started,
+                streaming=True,
+            )
             async for chunk in frames:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         await send({"type": "http.response.body", "body": b""})
@@ -247,25 +245,15 @@ class StreamEndpoint:
         headers.append((b"content-length", b"%d" % len(body)))
         await send({"type": "http.response.start", "status": error.status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        _observed(scope, error.status, started, streaming=False)
+        request_observed(
+            method="POST",
+            path=scope["path"],
+            status=error.status,
+            duration_s=time.perf_counter() - started,
+            streaming=False,
+        )
 
 
 async def _disconnected(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
-
-
-def _observed(scope: Scope, status: int, started: float, *, streaming: bool) -> None:
-    """The request's metric and log line, as ``RequestIdMiddleware`` writes them."""
-    http_request_observed(method="POST", status=status)
-    request_logger.info(
-        "request",
-        extra={
-            "method": "POST",
-            "path": scope["path"][:200],
-            "status": status,
-            # For an event stream: the time to the response headers, not to its end.
-            "duration_ms": round((time.perf_counter() - started) * 1000, 1),
-            "streaming": streaming,
-        },
-    )
