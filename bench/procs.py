@@ -173,24 +173,18 @@ def runtime_env(db_url: str, llm_url: str, extra: dict[str, str] | None = None) 
     return env
 
 
-def start_runtime(
-    scratch: Path,
-    pinning: Pinning,
-    *,
-    db_url: str,
-    llm_url: str,
-    uvicorn_args: list[str],
-    extra_env: dict[str, str] | None = None,
+def _start_uvicorn(
+    name: str, app: str, scratch: Path, pinning: Pinning, env: dict[str, str], args: list[str]
 ) -> Server:
     """One uvicorn worker (no supervisor process, so its pid is the server's), on its own core."""
     port = free_port()
-    log = scratch / f"runtime-{port}.log"
-    args = [
+    log = scratch / f"{name}-{port}.log"
+    command = [
         *pinning.prefix(pinning.server),
         sys.executable,
         "-m",
         "uvicorn",
-        "agent_runtime.asgi:application",
+        app,
         "--host",
         "127.0.0.1",
         "--port",
@@ -201,40 +195,34 @@ def start_runtime(
         "off",
         # As ``manage.py serve``: the runtime writes its own request log line instead.
         "--no-access-log",
-        *uvicorn_args,
+        *args,
     ]
+    server = Server(name, f"http://127.0.0.1:{port}", _spawn(command, env, log), log)
+    _wait_up(server, "/health")
+    return server
+
+
+def start_runtime(
+    scratch: Path,
+    pinning: Pinning,
+    *,
+    db_url: str,
+    llm_url: str,
+    uvicorn_args: list[str],
+    extra_env: dict[str, str] | None = None,
+) -> Server:
     env = runtime_env(db_url, llm_url, extra_env)
-    server = Server("runtime", f"http://127.0.0.1:{port}", _spawn(args, env, log), log)
-    _wait_up(server, "/health")
-    return server
+    return _start_uvicorn(
+        "runtime", "agent_runtime.asgi:application", scratch, pinning, env, uvicorn_args
+    )
 
 
-def start_floor(scratch: Path, pinning: Pinning, *, llm_url: str, upstream_body: bytes) -> Server:
-    """``bench.floor_relay`` under the same uvicorn and pinning as the runtime."""
-    port = free_port()
-    log = scratch / f"floor-{port}.log"
-    args = [
-        *pinning.prefix(pinning.server),
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "bench.floor_relay:app",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--lifespan",
-        "off",
-        "--no-access-log",
-    ]
-    env = {
-        **os.environ,
-        "FLOOR_LLM_URL": llm_url,
-        "FLOOR_UPSTREAM_BODY": upstream_body.decode(),
-    }
-    server = Server("floor", f"http://127.0.0.1:{port}", _spawn(args, env, log), log)
-    _wait_up(server, "/health")
-    return server
+def start_floor(
+    scratch: Path, pinning: Pinning, *, llm_url: str, upstream_body: bytes, uvicorn_args: list[str]
+) -> Server:
+    """``bench.floor_relay`` under the same uvicorn command and core as the runtime."""
+    env = {**os.environ, "FLOOR_LLM_URL": llm_url, "FLOOR_UPSTREAM_BODY": upstream_body.decode()}
+    return _start_uvicorn("floor", "bench.floor_relay:app", scratch, pinning, env, uvicorn_args)
 
 
 def migrate(db_url: str, log: Path) -> None:

@@ -221,7 +221,13 @@ class Bench:
                 "stream_options": {"include_usage": True},
             }
         )
-        floor = start_floor(self.scratch, self.pinning, llm_url=devllm.url, upstream_body=body)
+        floor = start_floor(
+            self.scratch,
+            self.pinning,
+            llm_url=devllm.url,
+            upstream_body=body,
+            uvicorn_args=self.plan.uvicorn_args,
+        )
         out: dict[str, Any] = {}
         try:
             for level in self.plan.cpu_levels:
