@@ -9,13 +9,14 @@ from django.views.decorators.csrf import csrf_exempt
 
 from agent_runtime.errors import MethodNotAllowed, PayloadTooLarge
 from agent_runtime.json_body import parse_json_body
+from streaming.engine.start import turn_cancel, turn_events
 from streaming.protocol import (
     CancelResult,
     ToolResultRequest,
     UserMessageRequest,
     stream_request_adapter,
 )
-from streaming.turns import turn_cancel, turn_stream
+from streaming.protocols.seed import seed_stream, seed_turn_input
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -39,13 +40,14 @@ async def message_stream(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         raise MethodNotAllowed()
     body = stream_request_checked(parse_json_body(request, stream_request_adapter))
-    return EventStreamResponse(await turn_stream(request=body))
+    events = await turn_events(turn_input=seed_turn_input(body))
+    return EventStreamResponse(seed_stream(events))
 
 
 def stream_request_checked(
     body: UserMessageRequest | ToolResultRequest,
 ) -> UserMessageRequest | ToolResultRequest:
-    """The limits a parsed stream request must also meet (shared with ``streaming.endpoint``)."""
+    """The limits a parsed stream request must also meet."""
     if isinstance(body, UserMessageRequest) and len(body.content) > settings.MAX_MESSAGE_CHARS:
         raise PayloadTooLarge(f"content is longer than {settings.MAX_MESSAGE_CHARS} characters.")
     return body

@@ -363,25 +363,3 @@ async def test_events_cut_anywhere_by_the_network_arrive_whole(
         await client.aclose()
         server.close()
     assert deltas == [ContentDelta("été"), ContentDelta("b"), StreamEnd("stop", {}, "m1")]
-
-
-async def test_on_the_aiohttp_transport_the_body_is_read_from_aiohttps_buffer(settings) -> None:  # type: ignore[no-untyped-def]
-    """The per-token fast path: no httpx byte/text/line generators between socket and parser."""
-    import aiohttp
-
-    from streaming.llm_client import _byte_reader
-
-    server = await chunked_server([sse(delta(content="a"), finish())])
-    settings.LLM_PROXY_URL = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    settings.LLM_HTTP_TRANSPORT = "aiohttp"
-    client = OpenAIChatClient()
-    try:
-        request = client.http.build_request("POST", client.url, content=b"{}")
-        response = await client.http.send(request, stream=True)
-        read = _byte_reader(response)
-        assert isinstance(getattr(read, "__self__", None), aiohttp.StreamReader)
-        assert b"data: " in await read()
-        await response.aclose()
-    finally:
-        await client.aclose()
-        server.close()
