@@ -36,7 +36,7 @@ EventType = Literal["assistant_message", "tool_call", "tool_result", "error"]
 
 
 class _StreamRequestBase(BaseModel):
-    # Unknown fields are ignored (API.md); the parsed request is immutable.
+    # Unknown fields are ignored (docs/api.md); the parsed request is immutable.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     session_id: SessionId
