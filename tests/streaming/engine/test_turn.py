@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.db import connections
 
 from agent_runtime.errors import UpstreamHTTPError, UpstreamUnavailable
 from sessions.models import Message, Session
@@ -47,6 +48,9 @@ async def scripted(settings) -> AsyncIterator[scripted_model.Script]:  # type: i
     yield scripted_model.script
     await reset_llm_client()
     reset_tool_registry()
+    # The turn's database work ran on asgiref's database thread: close its connection there,
+    # or the test database cannot be dropped at the end of the run.
+    await sync_to_async(connections.close_all)()
 
 
 async def run(turn_input: UserInput | ToolOutput) -> list[TurnEvent]:
