@@ -50,6 +50,17 @@ def message_history_for_upstream(
     sent starts with a user message, which every chat template accepts.
     """
     rows = statements.history_rows(session_pk=session_pk, limit=max_messages)
+    if rows and not any(row["role"] == _USER for row in rows):
+        # A long tool loop pushed the turn's user message out of the window: keep it, in
+        # place of the oldest row, so the model still sees what it was asked.
+        user = (
+            Message.objects.filter(session_id=session_pk, role=_USER)
+            .order_by("-seq")
+            .values("seq", "role", "content", "tool_calls", "tool_call_id")
+            .first()
+        )
+        if user is not None:
+            rows = [user, *rows[max(1, len(rows) - max_messages + 1) :]]
 
     # Chronological units with their estimated tokens (estimate_tokens, inlined: this runs
     # for up to max_messages rows every turn); a tool result whose call fell outside the

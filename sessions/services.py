@@ -252,6 +252,25 @@ def turn_record(
             )
 
 
+def turn_step_record(
+    *,
+    session_pk: int,
+    turn_id: UUID,
+    messages: Sequence[NewMessage],
+    pending_tool_calls: list[dict[str, str]],
+) -> list[dict[str, Any]] | None:
+    """Store a model step that called tools. With calls pending on the client the turn ends
+    here (None); otherwise the history for the next model call, within the context budget."""
+    turn_record(
+        session_pk=session_pk,
+        turn_id=turn_id,
+        messages=messages,
+        finished=bool(pending_tool_calls),
+        pending_tool_calls=pending_tool_calls,
+    )
+    return None if pending_tool_calls else _history(session_pk)
+
+
 def turn_abandon(*, session_id: str, turn_id: UUID) -> None:
     """Release the lease of a turn whose client left before it began streaming.
 

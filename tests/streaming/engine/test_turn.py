@@ -215,3 +215,48 @@ async def test_a_quiet_turn_sends_heartbeats(scripted, settings) -> None:  # typ
     await turn_cancel(session_id="s11")
     rest: list[Any] = [event async for event in events]
     assert rest[-1].status == "cancelled"
+
+
+async def test_calls_past_the_per_step_limit_get_an_error_and_are_not_stored(
+    scripted, settings
+) -> None:  # type: ignore[no-untyped-def]
+    settings.TOOL_MAX_CALLS_PER_STEP = 3
+    scripted.replies = [
+        tool_calls(*((f"c{i}", "echo", f'{{"text": "{i}"}}') for i in range(500))),
+        text("done"),
+    ]
+    events = await run(UserInput("s12", "many"))
+    results = [e for e in events if isinstance(e, ToolResult)]
+    assert len(results) == 500
+    assert [r.call_id for r in results if r.error_code == ""] == ["c0", "c1", "c2"]
+    over = [r for r in results if r.error_code]
+    assert len(over) == 497
+    assert {r.error_code for r in over} == {"tool_call_limit"}
+    assert over[0].error == "not executed: more than 3 tool calls in one step"
+    roles = [role for role, _, _ in await stored("s12")]
+    assert roles == ["user", "assistant", "tool", "tool", "tool", "assistant"]
+    second_call = scripted.requests[1]["messages"]
+    assert len(second_call) == 5  # the user message, the 3 calls and their 3 results
+    assert len(second_call[1]["tool_calls"]) == 3
+
+
+async def test_a_long_tool_loop_keeps_each_model_call_within_the_budget(scripted, settings) -> None:  # type: ignore[no-untyped-def]
+    settings.CONTEXT_MAX_MESSAGES = 6
+    settings.TOOL_MAX_STEPS = 10
+    scripted.replies = [
+        *(tool_calls((f"c{i}", "echo", f'{{"text": "{i}"}}')) for i in range(9)),
+        text("done"),
+    ]
+    events = await run(UserInput("s13", "loop on"))
+    assert events[-1] == TurnFinished("complete", "stop", {"prompt_tokens": 9})
+    assert len(scripted.requests) == 10
+    for request in scripted.requests:
+        messages = request["messages"]
+        assert len(messages) <= 6
+        assert messages[0] == {"role": "user", "content": "loop on"}
+        for i, message in enumerate(messages):  # every result follows its call
+            if message["role"] == "tool":
+                assert messages[i - 1]["role"] in ("assistant", "tool")
+    last = scripted.requests[-1]["messages"]
+    assert last[-1] == {"role": "tool", "tool_call_id": "c8", "content": "8"}
+    assert len(await stored("s13")) == 1 + 9 * 2 + 1
