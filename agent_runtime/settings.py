@@ -32,6 +32,8 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.messages",
+    # Its label is "sessions"; ours is "agent_sessions" (module "sessions"): no clash.
+    "django.contrib.sessions",
     "django.contrib.staticfiles",
     "servestatic",
     "agent_runtime.apps.AgentRuntimeConfig",
@@ -58,9 +60,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
-# The admin needs a session; signed cookies avoid installing django.contrib.sessions, whose
-# app label would collide with ours.
-SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+# The admin's sessions live in the database, so that logging out (or changing the password)
+# ends them: a copied cookie is worthless afterwards. Signed cookies would stay valid until they
+# expire. ``manage.py clearsessions`` deletes the expired rows.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_HTTPONLY = True
 
 ROOT_URLCONF = "agent_runtime.urls"
