@@ -193,7 +193,10 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json").lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "agent_runtime.logs.ContextFilter"}},
+    "filters": {
+        "context": {"()": "agent_runtime.logs.ContextFilter"},
+        "disallowed_host": {"()": "agent_runtime.logs.DisallowedHostFilter"},
+    },
     "formatters": {
         # Both remove these values from every line, whatever logged them.
         "json": {
@@ -217,6 +220,8 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         # 4xx answers are in our own request log already; keep Django's for 5xx only.
         "django.request": {"level": "ERROR"},
+        # A Host outside ALLOWED_HOSTS: one WARNING line (at most one per 10 s), no traceback.
+        "django.security.DisallowedHost": {"filters": ["disallowed_host"]},
         # uvicorn's own lines in the same format (it configured them before Django started).
         "uvicorn": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
