@@ -122,9 +122,13 @@ TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
 
 # --- Request limits ----------------------------------------------------------------------------
+# Counted in code points: a character outside the BMP ("\U0001f600") is one.
 MAX_MESSAGE_CHARS = env.int("MAX_MESSAGE_CHARS", default=100_000)
-# Bodies above this are refused with 413 before they are parsed (4 bytes a char, plus room).
-MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=MAX_MESSAGE_CHARS * 4 + 64 * 1024)
+# Bodies above this are refused with 413 before they are parsed. The default lets any message
+# within MAX_MESSAGE_CHARS through in any JSON encoding (without padding): at worst 12 bytes a
+# character, one outside the BMP written as two escapes ("\ud83d\ude00"), plus 64 KiB for the
+# other fields.
+MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=MAX_MESSAGE_CHARS * 12 + 64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 
 # --- Authentication ----------------------------------------------------------------------------
