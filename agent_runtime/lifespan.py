@@ -1,11 +1,14 @@
-"""ASGI lifespan for Django, which has none: close the upstream client on shutdown.
+"""ASGI lifespan for Django, which has none: close the upstream client and the MCP sessions on
+shutdown.
 
 Without it the pooled upstream connections are dropped unclosed when a worker stops
-(aiohttp then logs "Unclosed connector" at ERROR).
+(aiohttp then logs "Unclosed connector" at ERROR), and stdio MCP servers slow to notice the
+closed pipe outlive the worker.
 """
 
 from agent_runtime.asgi_types import ASGIApp, Receive, Scope, Send
 from streaming.llm_client import reset_llm_client
+from streaming.tools.registry import tool_registry_close
 
 
 class Lifespan:
@@ -22,5 +25,6 @@ class Lifespan:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await reset_llm_client()
+                await tool_registry_close()
                 await send({"type": "lifespan.shutdown.complete"})
                 return

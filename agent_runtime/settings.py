@@ -244,6 +244,11 @@ TOOL_REGISTRY = env.str("TOOL_REGISTRY", default="streaming.tools.registry.Setti
 TOOL_TIMEOUT_SECONDS = env.float("TOOL_TIMEOUT_SECONDS", default=30.0)
 # Model calls one turn may make before a runaway tool loop is stopped.
 TOOL_MAX_STEPS = env.int("TOOL_MAX_STEPS", default=8)
+# MCP servers whose tools are offered as <server>__<tool>: the path of a JSON file, or the JSON
+# itself, in the "mcpServers" shape of Claude Desktop, Cursor and VS Code (docs/api.md).
+MCP_SERVERS = env.str("MCP_SERVERS", default="")
+# Longest an MCP server may take to start and list its tools.
+MCP_CONNECT_TIMEOUT_SECONDS = env.float("MCP_CONNECT_TIMEOUT_SECONDS", default=30.0)
 
 # --- Upstream faults, heartbeats, busy sessions ------------------------------------------------
 # Attempts at a model call that fails before its first token (refused, 429, 5xx...).

@@ -227,6 +227,8 @@ class TurnRunner:
         error: UpstreamError | None = None
         final: StreamEvent | None = None
         try:
+            # MCP servers' tools: discovered at the worker's first turn, then known.
+            await self.registry.ready()
             while True:
                 self._begin_step()
                 async for chunk in self._relay_model_step():
