@@ -89,8 +89,10 @@ def main() -> None:
     if args.transport == "http":
         server.run("streamable-http", host="127.0.0.1", port=args.port)
     else:
-        server.run("stdio")
-        time.sleep(args.linger)
+        try:
+            server.run("stdio")
+        finally:  # however the session ended (EOF, a broken pipe...)
+            time.sleep(args.linger)
 
 
 if __name__ == "__main__":

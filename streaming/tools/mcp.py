@@ -142,6 +142,7 @@ class MCPConnection:
         self.state = "closed"
         if self._closing:
             await asyncio.wait(self._closing, timeout=15)
+        logger.info("MCP server %s closed", self.name)
 
     async def _run(self, connected: asyncio.Future[Client]) -> None:
         try:
