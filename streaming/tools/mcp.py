@@ -15,6 +15,7 @@ import asyncio
 import logging
 import os
 import re
+import shutil
 import sys
 import time
 from collections.abc import Iterable
@@ -182,6 +183,11 @@ class MCPConnection:
         config = self.config
         if config.command is not None:
             env = {"PATH": os.environ.get("PATH", os.defpath), **config.env}
+            # The launcher would only exit; say why here.
+            if shutil.which(config.command, path=env["PATH"]) is None:
+                raise FileNotFoundError(
+                    f"command {config.command!r} not found (PATH: {env['PATH']})"
+                )
             target: Any = StdioServerParameters(
                 command=sys.executable,
                 args=["-I", str(LAUNCHER), ",".join(env), config.command, *config.args],
