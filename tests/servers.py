@@ -34,6 +34,8 @@ def wait_until_up(
             return
         except httpx.TransportError:
             time.sleep(0.05)
+    process.kill()  # nobody else will: the caller never got a handle on it
+    process.wait()
     raise RuntimeError(f"{url} did not come up:\n{log.read_text()[-3000:]}")
 
 

@@ -13,70 +13,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import shutil
-import sys
 import time
 from collections.abc import Iterable
 from contextlib import AsyncExitStack
-from pathlib import Path
 from typing import Any, Literal
 
-import httpx2
 from django.conf import settings
-from mcp import Client, StdioServerParameters
-from mcp.client.streamable_http import streamable_http_client
+from mcp import Client
 from mcp.client.subscriptions import ListenNotSupportedError
 from mcp.shared.exceptions import MCPError
-from mcp.types import (
-    CallToolResult,
-    Implementation,
-    TextContent,
-    ToolListChangedNotification,
-)
-from mcp.types import (
-    Tool as MCPTool,
-)
+from mcp.types import Tool as MCPTool
+from mcp.types import ToolListChangedNotification
 
+from streaming.tools.mcp_client import MCPToolError, client_open, describe, tool_result_value
 from streaming.tools.mcp_config import MCPServerConfig, mcp_servers_parse
 from streaming.tools.registry import Tool
 from streaming.tools.schema_arguments import SchemaArguments
 
 logger = logging.getLogger(__name__)
 
-#: Starts a stdio server with only its configured environment (see that script).
-LAUNCHER = Path(__file__).with_name("mcp_launch.py")
 #: A server that failed is tried again by the next turn after this long (calls retry at once).
 RETRY_AFTER_SECONDS = 30.0
 _NOT_IN_NAME = re.compile(r"[^A-Za-z0-9_-]")
 ServerState = Literal["idle", "connecting", "ready", "failed", "closed"]
-
-
-class MCPToolError(Exception):
-    """A tool's error result, or its server's failure: the text the model reads."""
-
-
-def tool_result_value(result: CallToolResult) -> Any:
-    """What the model reads: the structured content, else the text, else the content blocks."""
-    texts = [block.text for block in result.content if isinstance(block, TextContent)]
-    if result.is_error:
-        raise MCPToolError("\n".join(texts) or "the tool reported an error")
-    if result.structured_content is not None:
-        return result.structured_content
-    if len(texts) == len(result.content):
-        return "\n".join(texts)
-    return [
-        block.model_dump(mode="json", by_alias=True, exclude_none=True) for block in result.content
-    ]
-
-
-def describe(exc: BaseException) -> str:
-    """One line about a failure, from the first leaf of an exception group."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 class MCPConnection:
@@ -146,10 +106,13 @@ class MCPConnection:
         logger.info("MCP server %s closed", self.name)
 
     async def _run(self, connected: asyncio.Future[Client]) -> None:
+        client: Client | None = None
         try:
             async with AsyncExitStack() as stack:
                 async with asyncio.timeout(self.connect_timeout):
-                    client = await stack.enter_async_context(await self._client_for(stack))
+                    client = await stack.enter_async_context(
+                        await client_open(self.config, stack, self._on_message)
+                    )
                     await self._refresh(client)
                 self._client, self.state, self.error = client, "ready", ""
                 connected.set_result(client)
@@ -161,11 +124,15 @@ class MCPConnection:
         except Exception as exc:  # whatever the server did, the runtime serves on
             self._failed(connected, describe(exc))
         finally:
-            self._client = None
+            # A replaced session ends after its successor started: leave that one alone.
+            if client is not None and self._client is client:
+                self._client = None
             if not connected.done():
                 connected.cancel()
 
     def _failed(self, connected: asyncio.Future[Client], reason: str) -> None:
+        if self._connected is not connected:
+            return  # a replaced session's end says nothing about the current one
         self.state, self.error, self._failed_at = "failed", reason, time.monotonic()
         if connected.done():
             logger.warning("MCP server %s: session lost (%s)", self.name, reason)
@@ -178,34 +145,6 @@ class MCPConnection:
             reason,
         )
         connected.set_exception(MCPToolError(f"MCP server {self.name!r} is unavailable: {reason}"))
-
-    async def _client_for(self, stack: AsyncExitStack) -> Client:
-        config = self.config
-        if config.command is not None:
-            env = {"PATH": os.environ.get("PATH", os.defpath), **config.env}
-            # The launcher would only exit; say why here.
-            if shutil.which(config.command, path=env["PATH"]) is None:
-                raise FileNotFoundError(
-                    f"command {config.command!r} not found (PATH: {env['PATH']})"
-                )
-            target: Any = StdioServerParameters(
-                command=sys.executable,
-                args=["-I", str(LAUNCHER), ",".join(env), config.command, *config.args],
-                env=env,
-                cwd=config.cwd,
-            )
-        else:
-            assert config.url is not None
-            http = await stack.enter_async_context(
-                httpx2.AsyncClient(headers=config.headers, timeout=httpx2.Timeout(30, read=300))
-            )
-            target = streamable_http_client(config.url, http_client=http)
-        return Client(
-            target,
-            cache=None,
-            message_handler=self._on_message,
-            client_info=Implementation(name="agent-runtime", version=settings.VERSION),
-        )
 
     async def _on_message(self, message: Any) -> None:
         # Handshake-era servers notify on the session; the refresh runs in the session's task.
