@@ -24,6 +24,7 @@ from sessions.schemas import (
 )
 from streaming.event_metadata import StreamEventMetadata
 from streaming.protocol import CancelResult, SessionId, StreamEvent, StreamRequest
+from streaming.tools.listing import ToolListOut
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,18 @@ ENDPOINTS: list[Endpoint] = [
         # 404/409 for a tool_result: unknown call_id, or one already answered.
         errors=(404, 409, 413, 415, 422, 503),
         tags=("conversation",),
+    ),
+    Endpoint(
+        "get",
+        "/agent/tools",
+        "listTools",
+        "Every tool the model may be offered, and the state of each MCP server",
+        description="Built-in tools, client-side tools and the tools of the MCP servers in "
+        "`AGENT_RUNTIME__MCP_SERVERS` (named `<server>__<tool>`). The first request of a worker "
+        "waits until each server has been tried once; a server that cannot start is listed with "
+        "`state: failed` and its `error`.",
+        responses={200: Body("The tools.", ToolListOut)},
+        tags=("tools",),
     ),
     Endpoint(
         "get",

@@ -259,6 +259,11 @@ TOOL_MAX_STEPS = env.int("TOOL_MAX_STEPS", default=8)
 # Tool calls one model call may make; the calls past it get an error event, do not run and
 # are not stored.
 TOOL_MAX_CALLS_PER_STEP = env.int("TOOL_MAX_CALLS_PER_STEP", default=32)
+# MCP servers whose tools are offered as <server>__<tool>: the path of a JSON file, or the JSON
+# itself, in the "mcpServers" shape of Claude Desktop, Cursor and VS Code (docs/api.md).
+MCP_SERVERS = env.str("MCP_SERVERS", default="")
+# Longest an MCP server may take to start and list its tools.
+MCP_CONNECT_TIMEOUT_SECONDS = env.float("MCP_CONNECT_TIMEOUT_SECONDS", default=30.0)
 
 # --- Upstream faults, heartbeats, busy sessions ------------------------------------------------
 # Attempts at a model call that fails before its first token (refused, 429, 5xx...).

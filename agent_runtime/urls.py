@@ -5,6 +5,7 @@ from agent_runtime import views
 from agent_runtime.converters import SessionIdConverter
 from sessions import views as sessions_views
 from streaming import views as streaming_views
+from streaming.tools import views as tools_views
 
 register_converter(SessionIdConverter, "session_id")
 
@@ -14,6 +15,7 @@ urlpatterns = [
     path("openapi.json", views.openapi),
     path("agent/message/stream", streaming_views.message_stream),
     path("agent/sessions/<session_id:session_id>/cancel", streaming_views.session_cancel),
+    path("agent/tools", tools_views.tools_view),
     path("agent/sessions", sessions_views.session_list),
     path("agent/sessions/<session_id:session_id>", sessions_views.session_detail),
     path("agent/sessions/<session_id:session_id>/messages", sessions_views.message_list),

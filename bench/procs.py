@@ -237,3 +237,29 @@ def migrate(db_url: str, log: Path) -> None:
             stderr=subprocess.STDOUT,
             check=True,
         )
+
+
+def start_mcp_http(scratch: Path, pinning: Pinning) -> Server:
+    """``bench/mcp_server.py`` over Streamable HTTP (endpoint ``<url>/mcp``)."""
+    port = free_port()
+    log = scratch / f"mcp-http-{port}.log"
+    args = [
+        *pinning.prefix(pinning.others),
+        sys.executable,
+        str(BASE_DIR / "bench" / "mcp_server.py"),
+        "--port",
+        str(port),
+    ]
+    server = Server(
+        "mcp-http", f"http://127.0.0.1:{port}", _spawn(args, os.environ.copy(), log), log
+    )
+    # Its endpoint answers a plain GET with an error status: wait for the port instead.
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and server.alive():
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return server
+        except OSError:
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"the MCP server did not come up:\n{log.read_text()[-3000:]}")

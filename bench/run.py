@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from bench import seed
+from bench import mcp_calls, seed
 from bench.loadgen import direct_payload, relay_payload, summarize
 from bench.procs import (
     BASE_DIR,
@@ -59,6 +59,7 @@ class Plan:
     ttft_reply_tokens: int = 4
     fixed_turns: int = 400
     fixed_concurrency: int = 4
+    mcp_calls: int = 300
     uvicorn_args: list[str] = field(default_factory=list)
     runtime_env: dict[str, str] = field(default_factory=dict)
 
@@ -71,6 +72,7 @@ class Plan:
             window_s=3.0,
             ttft_samples=20,
             fixed_turns=100,
+            mcp_calls=100,
         )
 
 
@@ -401,6 +403,10 @@ def per_run_metrics(run: dict[str, Any]) -> dict[str, Any]:
     m["fixed_devllm_ms_per_turn"] = fixed["cpu_ms_per_turn"]["devllm"]
     m["fixed_errors"] = fixed["errors"]
     m["ttft_errors"] = ttft["errors"]
+    if run.get("mcp"):
+        m["tool_call_p50_ms_builtin"] = run["mcp"]["ms"]["builtin"]["p50"]
+        for kind in ("stdio", "http"):
+            m[f"mcp_added_p50_ms_{kind}"] = run["mcp"][f"added_p50_ms_{kind}"]
     return m
 
 
@@ -552,6 +558,19 @@ def table(summary: dict[str, Any], queries: dict[str, Any], plan: Plan) -> list[
             "yes" if constant else "NO",
         ]
     )
+    for kind, label in (("stdio", "stdio"), ("http", "Streamable HTTP")):
+        key = f"mcp_added_p50_ms_{kind}"
+        if key in med:
+            rows.append(
+                [
+                    f"added time of one MCP tool call over {label} (p50, bench/mcp_calls.py)",
+                    "-",
+                    fmt(med[key], 3) + " ms",
+                    each(key, 3),
+                    f"built-in echo {fmt(med['tool_call_p50_ms_builtin'], 3)} ms per call",
+                    "",
+                ]
+            )
     return rows
 
 
@@ -626,7 +645,7 @@ def main(argv: list[str] | None = None) -> None:
         metavar="NAME=VALUE",
         help="extra runtime setting, e.g. LLM_CLIENT=...",
     )
-    parser.add_argument("--only", help="comma-separated scenarios: streams,ttft,fixed")
+    parser.add_argument("--only", help="comma-separated scenarios: streams,ttft,fixed,mcp")
     parser.add_argument(
         "--levels", help="comma-separated concurrency levels of the streams scenario (experiments)"
     )
@@ -645,7 +664,7 @@ def main(argv: list[str] | None = None) -> None:
     for item in args.env:
         name, _, value = item.partition("=")
         plan.runtime_env[f"AGENT_RUNTIME__{name}"] = value
-    only = set((args.only or "streams,ttft,fixed").split(","))
+    only = set((args.only or "streams,ttft,fixed,mcp").split(","))
 
     pinning = Pinning.detect()
     info = machine()
@@ -667,13 +686,16 @@ def main(argv: list[str] | None = None) -> None:
             result["streams"] = bench.streams(run) if "streams" in only else None
             result["ttft"] = bench.ttft(run) if "ttft" in only else None
             result["fixed"] = bench.fixed(run) if "fixed" in only else None
+            if "mcp" in only:
+                log(f"run {run + 1}: one MCP tool call against a built-in one, stdio and HTTP")
+                result["mcp"] = mcp_calls.run(scratch, pinning, calls=plan.mcp_calls)
             result["contention_at_end"] = contention()
             runs.append(result)
     finally:
         drop_db()
     elapsed = time.monotonic() - started
 
-    complete = only == {"streams", "ttft", "fixed"}
+    complete = {"streams", "ttft", "fixed"} <= only
     metrics = [per_run_metrics(r) for r in runs] if complete else []
     summary: dict[str, Any] = {"runs": metrics, "median": {}}
     if metrics:
@@ -717,4 +739,8 @@ def main(argv: list[str] | None = None) -> None:
         print("\nMarkdown:\n" + markdown(rows))
     else:
         print(json.dumps(runs, indent=1)[:20000])
+        for run in runs:
+            if run.get("mcp"):
+                added = {k: round(v, 3) for k, v in run["mcp"].items() if k.startswith("added")}
+                print(f"MCP tool call, added over the built-in echo (ms): {added}")
     print(f"\nJSON: {path.relative_to(BASE_DIR)}")

@@ -34,6 +34,8 @@ def wait_until_up(
             return
         except httpx.TransportError:
             time.sleep(0.05)
+    process.kill()  # nobody else will: the caller never got a handle on it
+    process.wait()
     raise RuntimeError(f"{url} did not come up:\n{log.read_text()[-3000:]}")
 
 
@@ -204,3 +206,42 @@ def start_llama_cpp(tmp: Path, *args: str) -> ServerProcess:
     # GET /v1/models waits while a generation runs: only use it before the first one.
     wait_until_up(url + "/v1/models", process, log, timeout=120)
     return ServerProcess(url=url, process=process, log=log)
+
+
+# --- MCP servers (tests/mcp_server.py, a real server on the SDK's server API) --------------------
+
+MCP_TEST_SERVER = BASE_DIR / "tests" / "mcp_server.py"
+
+
+def start_mcp_http(tmp: Path) -> ServerProcess:
+    """The test MCP server over Streamable HTTP; its endpoint is ``<url>/mcp``."""
+    port = free_port()
+    log = tmp / f"mcp-http-{port}.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    args = [sys.executable, str(MCP_TEST_SERVER), "--transport", "http", "--port", str(port)]
+    process = _spawn(args, env, log)
+    url = f"http://127.0.0.1:{port}"
+    wait_until_up(url + "/mcp", process, log, timeout=60)
+    return ServerProcess(url=url, process=process, log=log)
+
+
+def mcp_stdio_config(*args: str, **options: Any) -> dict[str, Any]:
+    """An ``mcpServers`` entry running the test MCP server over stdio."""
+    return {"command": sys.executable, "args": [str(MCP_TEST_SERVER), *args], **options}
+
+
+def child_pids(pid: int) -> set[int]:
+    """The direct children of a process (every thread's), from /proc."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.update(int(c) for c in (task / "children").read_text().split())
+    return found
+
+
+def pid_running(pid: int) -> bool:
+    """Whether a process exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat[stat.rfind(")") + 2] != "Z"

@@ -79,6 +79,7 @@ class Turn:
         error: UpstreamError | None = None
         final: TurnEvent
         try:
+            await self.registry.ready()  # MCP servers list their tools on first use
             while True:
                 step = self._begin_step()
                 async for event in self._model_step(step):

@@ -207,3 +207,23 @@ def test_the_sessions_operations() -> None:
     messages = paths["/agent/sessions/{session_id}/messages"]["get"]
     assert [p["name"] for p in messages["parameters"]] == ["session_id", "after", "limit"]
     assert allowed_methods("agent/sessions/<session_id:session_id>") == ["DELETE", "GET"]
+
+
+def test_the_tools_operation() -> None:
+    document = openapi_document()
+    operation = document["paths"]["/agent/tools"]["get"]
+    assert "security" not in operation  # the key is required
+    assert set(operation["responses"]) == {"200", "401"}
+    assert operation["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ToolListOut"
+    }
+    tool = document["components"]["schemas"]["ToolOut"]
+    assert set(tool["required"]) == {
+        "name",
+        "description",
+        "parameters",
+        "executor",
+        "requires_approval",
+    }
+    assert "mcp:<server>" in tool["properties"]["executor"]["description"]
+    assert allowed_methods("agent/tools") == ["GET"]
