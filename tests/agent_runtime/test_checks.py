@@ -14,7 +14,7 @@ def _python(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME__")}
     env.update(DJANGO_SETTINGS_MODULE="agent_runtime.settings", **settings)
     return subprocess.run(
-        [sys.executable, *args], env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=60
+        [sys.executable, *args], env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=300
     )
 
 
@@ -41,6 +41,7 @@ def test_bad_client_path_and_url_are_reported(settings) -> None:  # type: ignore
     assert "LLM_PROXY_URL" in problems
 
 
+@pytest.mark.timeout(300)
 def test_the_server_refuses_to_start_with_a_placeholder_key() -> None:
     result = _python(
         "-c",
@@ -70,6 +71,7 @@ def test_an_empty_secret_key_is_reported_as_a_problem(settings) -> None:  # type
         ["-c", "import agent_runtime.asgi"],  # what uvicorn does first
     ],
 )
+@pytest.mark.timeout(300)
 def test_empty_keys_get_the_clear_message_not_djangos_error(command: list[str]) -> None:
     # A fresh clone's keys: empty (set so, and DEBUG off, so that a .env cannot win).
     result = _python(

@@ -13,9 +13,10 @@ import pytest
 
 from tests.servers import BASE_DIR
 
-pytestmark = pytest.mark.e2e
-
 DEADLINE = 120  # seconds; generous, for a busy machine
+
+# Each test starts (at most) two servers and waits for each: more than the suite's default.
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(4 * DEADLINE)]
 
 
 def _two_free_ports() -> tuple[int, int]:

@@ -28,6 +28,7 @@ def _uvicorn(port: int, *args: str) -> list[str]:
     ]
 
 
+@pytest.mark.timeout(300)  # a server start on a busy machine, then three requests
 @pytest.mark.parametrize(
     "command",
     [

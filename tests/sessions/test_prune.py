@@ -194,6 +194,7 @@ def test_the_service_refuses_nonsense(kwargs: dict) -> None:
         services.session_prune(**kwargs)
 
 
+@pytest.mark.timeout(300)  # two manage.py processes
 def test_the_readmes_dry_run_works_without_the_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
     """A fresh clone has no keys; pruning serves nothing, so it must not need them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME__")}
