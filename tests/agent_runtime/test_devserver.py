@@ -134,7 +134,9 @@ def test_a_child_that_dies_is_named_with_its_exit_status(
     running: tuple[subprocess.Popen[bytes], Path, list[int]],
 ) -> None:
     process, log, ports = running
-    llm, runtime = sorted(_children(process.pid))  # the development LLM started first
+    children = _children(process.pid)
+    [llm] = [pid for pid in children if b"devllm" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+    [runtime] = [pid for pid in children if pid != llm]
     os.kill(llm, signal.SIGKILL)
 
     process.wait(timeout=DEADLINE)
