@@ -13,6 +13,15 @@ def _is_placeholder(value: str) -> bool:
     return not lowered or lowered.startswith(PLACEHOLDER_PREFIXES)
 
 
+def _secret_key() -> str:
+    """``SECRET_KEY``, or "" when empty: Django raises on reading an empty one, and the check
+    must report it in its own words, not as that traceback."""
+    try:
+        return settings.SECRET_KEY
+    except ImproperlyConfigured:
+        return ""
+
+
 def settings_problems() -> list[str]:
     """Every reason the current settings cannot serve; empty when they can."""
     problems: list[str] = []
@@ -22,7 +31,7 @@ def settings_problems() -> list[str]:
                 "AGENT_RUNTIME__INTERNAL_API_KEY is empty or a placeholder; set a real secret "
                 "(or AGENT_RUNTIME__DEBUG=true for local development)."
             )
-        if _is_placeholder(settings.SECRET_KEY):
+        if _is_placeholder(_secret_key()):
             problems.append(
                 "AGENT_RUNTIME__SECRET_KEY is empty or a placeholder; set a real secret."
             )

@@ -120,6 +120,18 @@ def error_for_exception(exception: Exception) -> "AgentRuntimeError | None":
     return None
 
 
+def error_for_status(status: int) -> "AgentRuntimeError | None":
+    """The generic error of an HTTP status (``bad_request`` for 400...); None for a status
+    the runtime has no error of its own for."""
+    if status >= 500:
+        return AgentRuntimeError()
+    generic = {
+        cls.status: cls
+        for cls in (BadRequest, Unauthorized, NotFound, MethodNotAllowed, PayloadTooLarge)
+    }
+    return generic[status]() if status in generic else None
+
+
 class FieldError(BaseModel):
     """One invalid field of a rejected request."""
 

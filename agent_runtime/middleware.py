@@ -15,6 +15,7 @@ from agent_runtime.errors import (
     MethodNotAllowed,
     Unauthorized,
     error_for_exception,
+    error_for_status,
     error_response,
 )
 from agent_runtime.logs import accepted_request_id, bind_request
@@ -121,10 +122,24 @@ class InternalAuthMiddleware(_AsyncMiddleware):
 
 
 class ErrorJsonMiddleware(_AsyncMiddleware):
-    """Turns the runtime's exceptions, and database outages, into the one JSON error body."""
+    """Turns the runtime's exceptions, and database outages, into the one JSON error body.
+
+    Also the error pages Django makes itself with DEBUG on (a bad Host, an uncaught
+    exception), which bypass the ``handler400``/``handler500`` views: outside the admin, every
+    error is JSON, DEBUG or not.
+    """
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
-        return await self.get_response(request)
+        response = await self.get_response(request)
+        if (
+            response.status_code >= 400
+            and not request.path.startswith("/admin/")
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            error = error_for_status(response.status_code)
+            if error is not None:
+                return error_response(error)
+        return response
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         error = error_for_exception(exception)

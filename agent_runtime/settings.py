@@ -228,7 +228,10 @@ LOGGING = {
         "django.security.DisallowedHost": {"filters": ["disallowed_host"]},
         # uvicorn's own lines in the same format (it configured them before Django started).
         "uvicorn": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
-        "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        # One line per request is the runtime's own (agent_runtime.requests). uvicorn writes
+        # its access line whenever this logger has a handler, whatever --no-access-log said:
+        # so none, and no propagation.
+        "uvicorn.access": {"handlers": [], "propagate": False},
         # httpx logs every upstream request at INFO; that is noise at our request rate.
         "httpx": {"level": "WARNING"},
     },

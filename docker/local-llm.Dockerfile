@@ -8,7 +8,11 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends build-essential cmake \
  && rm -rf /var/lib/apt/lists/*
 COPY scripts/local-llm-requirements.txt /tmp/requirements.txt
-RUN pip install --no-cache-dir -r /tmp/requirements.txt
+# Portable, as scripts/local-llm builds it: a -march=native build turns on whatever the build
+# machine has (AMX on recent Xeons), and such a build dies on its first completion on some
+# virtual machines. The image may also run on another CPU than the one that built it.
+ARG CMAKE_ARGS="-DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+RUN CMAKE_ARGS="$CMAKE_ARGS" pip install --no-cache-dir -r /tmp/requirements.txt
 RUN groupadd --system --gid 10001 llm \
  && useradd --system --uid 10001 --gid llm --create-home llm
 USER llm

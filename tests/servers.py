@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -56,6 +57,15 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return self.log.read_text()
+
+    def ended(self) -> str | None:
+        """How the server ended ("was killed by SIGSEGV (exit status 139)"), or None."""
+        code = self.process.poll()
+        if code is None:
+            return None
+        if code < 0:  # as a shell reports it: 128 + the signal's number
+            return f"was killed by {signal.Signals(-code).name} (exit status {128 - code})"
+        return f"exited with status {code}"
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

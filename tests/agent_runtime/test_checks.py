@@ -9,6 +9,15 @@ from agent_runtime.checks import settings_problems, validate_settings
 from tests.servers import BASE_DIR
 
 
+def _python(*args: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """Python in the project directory with the production settings and these variables only."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME__")}
+    env.update(DJANGO_SETTINGS_MODULE="agent_runtime.settings", **settings)
+    return subprocess.run(
+        [sys.executable, *args], env=env, cwd=BASE_DIR, capture_output=True, text=True, timeout=300
+    )
+
+
 @pytest.mark.parametrize("key", ["", "your-internal-key", "change-me", "CHANGE-ME-please"])
 def test_placeholder_keys_are_refused_with_debug_off(settings, key: str) -> None:  # type: ignore[no-untyped-def]
     settings.DEBUG = False
@@ -32,20 +41,46 @@ def test_bad_client_path_and_url_are_reported(settings) -> None:  # type: ignore
     assert "LLM_PROXY_URL" in problems
 
 
+@pytest.mark.timeout(300)
 def test_the_server_refuses_to_start_with_a_placeholder_key() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME__")}
-    env.update(
+    result = _python(
+        "-c",
+        "import agent_runtime.asgi",
         AGENT_RUNTIME__INTERNAL_API_KEY="your-internal-key",
         AGENT_RUNTIME__SECRET_KEY="a-real-secret-0123456789abcdef0123456789",
-        DJANGO_SETTINGS_MODULE="agent_runtime.settings",
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", "import agent_runtime.asgi"],
-        env=env,
-        cwd=BASE_DIR,
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
     assert result.returncode != 0
     assert "AGENT_RUNTIME__INTERNAL_API_KEY is empty or a placeholder" in result.stderr
+
+
+def test_an_empty_secret_key_is_reported_as_a_problem(settings) -> None:  # type: ignore[no-untyped-def]
+    # Django raises on reading an empty SECRET_KEY; the check must say it in its own words.
+    settings.DEBUG = False
+    settings.INTERNAL_API_KEY = "a-real-internal-key-0123456789abcdef"
+    settings.SECRET_KEY = ""
+    assert settings_problems() == [
+        "AGENT_RUNTIME__SECRET_KEY is empty or a placeholder; set a real secret."
+    ]
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["manage.py", "check"],
+        ["manage.py", "createsuperuser", "--noinput", "--username", "admin"],
+        ["-c", "import agent_runtime.asgi"],  # what uvicorn does first
+    ],
+)
+@pytest.mark.timeout(300)
+def test_empty_keys_get_the_clear_message_not_djangos_error(command: list[str]) -> None:
+    # A fresh clone's keys: empty (set so, and DEBUG off, so that a .env cannot win).
+    result = _python(
+        *command,
+        AGENT_RUNTIME__DEBUG="false",
+        AGENT_RUNTIME__INTERNAL_API_KEY="",
+        AGENT_RUNTIME__SECRET_KEY="",
+    )
+    assert result.returncode != 0
+    assert "AGENT_RUNTIME__SECRET_KEY is empty or a placeholder" in result.stderr
+    assert "AGENT_RUNTIME__INTERNAL_API_KEY is empty or a placeholder" in result.stderr
+    assert "The SECRET_KEY setting must not be empty" not in result.stderr

@@ -77,9 +77,13 @@ async def test_the_admin_keeps_its_csrf_protection() -> None:
     assert response.status_code == 403
 
 
-async def test_an_unknown_host_is_400_json(settings) -> None:  # type: ignore[no-untyped-def]
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("path", ["/health", STREAM, "/no/such/path"])
+async def test_an_unknown_host_is_400_json(settings, debug: bool, path: str) -> None:  # type: ignore[no-untyped-def]
+    # With DEBUG on, Django answers a bad Host with its HTML debug page, not handler400.
+    settings.DEBUG = debug
     settings.ALLOWED_HOSTS = ["runtime.example.com"]
-    response = await AsyncClient().get("/health", headers={"Host": "evil.example.com"})
+    response = await AsyncClient().get(path, headers={"Host": "evil.example.com", **KEY})
     assert response.status_code == 400
     assert response.json() == {"detail": "Bad request.", "code": "bad_request"}
 

@@ -52,6 +52,27 @@ def llama_cpp(server_logs: Path) -> Iterator[ServerProcess]:
     server.stop()
 
 
+def _fail_if_crashed(server: ServerProcess) -> None:
+    """A crash of llama.cpp's server fails as that, not as the turns it cut short."""
+    ended = server.ended()
+    if ended is not None:
+        pytest.fail(
+            f"llama.cpp's server {ended}: the model server crashed, not the runtime. "
+            f"The end of its log:\n{server.log_text()[-3000:]}"
+        )
+
+
+@pytest.fixture(autouse=True)
+def _llama_cpp_alive(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Before and after each test that uses the module's llama.cpp: it is still running."""
+    server = request.getfixturevalue("llama_cpp") if "llama_cpp" in request.fixturenames else None
+    if server is not None:
+        _fail_if_crashed(server)
+    yield
+    if server is not None:
+        _fail_if_crashed(server)
+
+
 def _turn(runtime: Runtime, session_id: str, content: str) -> list[tuple[float, Any]]:
     """The data frames of one turn, each with the (monotonic) time it reached the client."""
     frames = []
@@ -225,6 +246,7 @@ def test_an_answer_llama_cpp_cuts_short_is_not_stored_as_complete(
                 rest = [f.data for f in frames if f.comment is None]
             [exchange] = proxy.chat_exchanges()
     finally:
+        _fail_if_crashed(llama)
         llama.stop()
 
     # llama.cpp ended the stream early: [DONE] with no choice finished.

@@ -1,5 +1,8 @@
 """Pruning idle sessions: ``session_prune`` and ``manage.py prune_sessions``."""
 
+import os
+import subprocess
+import sys
 import uuid
 from datetime import timedelta
 from io import StringIO
@@ -11,6 +14,7 @@ from django.utils import timezone
 from sessions import services
 from sessions.models import Message, Session
 from sessions.records import PruneResult
+from tests.servers import BASE_DIR
 from tests.sessions.factories import make_session
 
 pytestmark = pytest.mark.django_db
@@ -188,3 +192,32 @@ def test_bad_arguments_are_clear_command_errors(args: list[str], message: str) -
 def test_the_service_refuses_nonsense(kwargs: dict) -> None:
     with pytest.raises(ValueError, match="must be"):
         services.session_prune(**kwargs)
+
+
+@pytest.mark.timeout(300)  # two manage.py processes
+def test_the_readmes_dry_run_works_without_the_keys(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A fresh clone has no keys; pruning serves nothing, so it must not need them."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME__")}
+    env.update(
+        DJANGO_SETTINGS_MODULE="agent_runtime.settings",
+        AGENT_RUNTIME__DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
+        AGENT_RUNTIME__DEBUG="false",
+        AGENT_RUNTIME__INTERNAL_API_KEY="",
+        AGENT_RUNTIME__SECRET_KEY="",
+    )
+
+    def manage(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            env={**env, **extra},
+            cwd=BASE_DIR,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    migrated = manage("migrate", AGENT_RUNTIME__DEBUG="true")
+    assert migrated.returncode == 0, migrated.stderr
+    result = manage("prune_sessions", "--older-than", "30d", "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "Dry run: would delete 0 sessions and 0 messages" in result.stdout

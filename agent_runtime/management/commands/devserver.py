@@ -7,6 +7,7 @@ neither the environment nor ``.env`` sets from ``.env.example``.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,7 +37,16 @@ class Command(BaseCommand):
         child_env = dict(os.environ)
         child_env.update(_example_values(Path(settings.BASE_DIR) / ".env.example", child_env))
         child_env["AGENT_RUNTIME__DEBUG"] = "true"
+        # Before anything starts: a server left on a port would answer the health checks below.
+        _require_free(str(options["host"]), options["port"], "--port")  # type: ignore[arg-type]
+        if not options["no_llm"]:
+            _require_free("127.0.0.1", options["llm_port"], "--llm-port")  # type: ignore[arg-type]
         children: list[subprocess.Popen[bytes]] = []
+        interrupted = False
+        # A process manager, `docker stop` or an IDE stops it with SIGTERM (a closed terminal:
+        # SIGHUP), sent to this process alone: the children must be stopped from here.
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _raise_stop)
         try:
             call_command("migrate", interactive=False, verbosity=0)
             self.stdout.write(
@@ -79,24 +89,45 @@ class Command(BaseCommand):
             )
             while all(child.poll() is None for child in children):
                 time.sleep(0.5)
-            raise CommandError("A child process exited; stopping.")
+            gone = next(child for child in children if child.poll() is not None)
+            raise CommandError(f"{_describe_exit(gone)}; stopping.")
         except KeyboardInterrupt:
+            interrupted = True  # the terminal sent SIGINT to the children too
+        except _Stop:
             pass
         finally:
-            _stop(children)
+            _stop(children, interrupted=interrupted)
 
 
-def _stop(children: "list[subprocess.Popen[bytes]]") -> None:
+class _Stop(Exception):
+    """SIGTERM or SIGHUP arrived."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _Stop(signal.Signals(signum).name)
+
+
+def _describe_exit(child: "subprocess.Popen[bytes]") -> str:
+    """``devllm (PID 12) exited with status 1``, or ``... was killed by SIGSEGV``."""
+    name = f"{child.args[2]} (PID {child.pid})"  # type: ignore[index]  # python -m <name>
+    code = child.returncode
+    if code is not None and code < 0:
+        return f"{name} was killed by {signal.Signals(-code).name}"
+    return f"{name} exited with status {code}"
+
+
+def _stop(children: "list[subprocess.Popen[bytes]]", *, interrupted: bool) -> None:
     """Stop the children gracefully, with one signal each.
 
-    Ctrl-C in a terminal already sent them SIGINT; a second signal would make uvicorn skip
-    its graceful shutdown (and the lifespan step that closes the upstream client), so give
-    them a moment to finish on their own before sending SIGTERM.
+    Ctrl-C in a terminal already sent them SIGINT (``interrupted``); a second signal would
+    make uvicorn skip its graceful shutdown (and the lifespan step that closes the upstream
+    client), so give them a moment to finish on their own before sending SIGTERM.
     """
-    # A second Ctrl-C (or uv forwarding the first one again) must not cut this short and
-    # leave children running.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    deadline = time.monotonic() + 2
+    # A second Ctrl-C or SIGTERM (or uv forwarding the first one again) must not cut this
+    # short and leave children running.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_IGN)
+    deadline = time.monotonic() + (2 if interrupted else 0)
     while time.monotonic() < deadline and any(c.poll() is None for c in children):
         time.sleep(0.1)
     for child in children:
@@ -123,11 +154,58 @@ def _example_values(example: Path, env: dict[str, str]) -> dict[str, str]:
     return values
 
 
-def _wait_for(url: str, child: "subprocess.Popen[bytes]", timeout: float = 30.0) -> None:
+def _require_free(host: str, port: int, option: str) -> None:
+    """Stop here, naming the port and its holder, when something listens on ``host:port``."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    with socket.socket(family, kind, proto) as probe:
+        # As uvicorn binds: connections of an earlier server in TIME_WAIT do not count.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+            return
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+    holder = _listener(port)
+    raise CommandError(
+        f"Port {port} on {host} is not free ({reason})"
+        + (f": {holder} is listening on it" if holder else "")
+        + f". Stop it, or choose another port with {option}."
+    )
+
+
+def _listener(port: int) -> str | None:
+    """``PID 123 (command line)`` of the process listening on TCP ``port``, when the OS tells
+    (Linux's /proc, for processes this user may inspect); else None."""
+    sockets = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            # local_address is HEX_IP:HEX_PORT; state 0A is LISTEN; field 9 is the inode.
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                sockets.add(f"socket:[{fields[9]}]")
+    for process in Path("/proc").iterdir() if sockets else ():
+        if not process.name.isdigit():
+            continue
+        try:
+            if any(os.readlink(fd) in sockets for fd in (process / "fd").iterdir()):
+                command = (process / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                return f"PID {process.name} ({command.strip()[:200]})"
+        except OSError:
+            continue
+    return None
+
+
+def _wait_for(url: str, child: "subprocess.Popen[bytes]", timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            raise CommandError(f"{child.args!r} exited with code {child.returncode}")
+            raise CommandError(_describe_exit(child))
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return

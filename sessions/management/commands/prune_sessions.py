@@ -4,6 +4,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
+from django.core import checks
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from sessions.records import PruneResult
@@ -39,6 +40,9 @@ class Command(BaseCommand):
         "Delete the sessions, and their messages, with no activity for longer than --older-than; "
         "never a session in which a turn is running."
     )
+    # The models' checks only: pruning serves nothing, so it needs neither the internal key
+    # nor the secret key (agent_runtime.checks), and runs from cron with the database URL alone.
+    requires_system_checks = [checks.Tags.models]
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
