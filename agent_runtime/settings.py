@@ -244,6 +244,9 @@ TOOL_REGISTRY = env.str("TOOL_REGISTRY", default="streaming.tools.registry.Setti
 TOOL_TIMEOUT_SECONDS = env.float("TOOL_TIMEOUT_SECONDS", default=30.0)
 # Model calls one turn may make before a runaway tool loop is stopped.
 TOOL_MAX_STEPS = env.int("TOOL_MAX_STEPS", default=8)
+# Server-side tools whose every call waits for the user's approval, on top of those whose
+# declaration asks for it: names or shell-style globs (fnmatch, case-sensitive), comma-separated.
+TOOLS_REQUIRING_APPROVAL = env.list("TOOLS_REQUIRING_APPROVAL", default=[])
 
 # --- Upstream faults, heartbeats, busy sessions ------------------------------------------------
 # Attempts at a model call that fails before its first token (refused, 429, 5xx...).

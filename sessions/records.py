@@ -39,6 +39,16 @@ class StoredMessage:
     usage: dict[str, int]
 
 
+@dataclass(slots=True, frozen=True)
+class ApprovedCall:
+    """A call the user approved: the continuation runs it before it calls the model."""
+
+    id: str
+    name: str
+    #: JSON text: the model's arguments, or those the approval replaced them with.
+    arguments: str
+
+
 @dataclass(slots=True)
 class TurnStart:
     """What opening a turn produced: either a lease and the history, or a stored replay."""
@@ -48,8 +58,14 @@ class TurnStart:
     history: list[dict[str, Any]] = field(default_factory=list)
     #: Set when the request repeats a ``message_id`` whose turn already ended.
     replay: list[StoredMessage] | None = None
-    #: Set when a tool result was stored but other calls of its step still wait for theirs.
+    #: Set when an answer was stored but other calls of its step still wait: the client-side
+    #: calls without a result, and (``awaiting_approval``) the calls without a decision.
     pending_call_ids: list[str] | None = None
+    awaiting_approval: list[str] = field(default_factory=list)
+    #: Approved calls to run before the model is called.
+    approved_calls: list[ApprovedCall] = field(default_factory=list)
+    #: The result stored for a call the user denied, when this turn opened with a denial.
+    denial: NewMessage | None = None
 
 
 @dataclass(slots=True, frozen=True)

@@ -2,8 +2,9 @@
 
 A server-side tool is an async function taking its validated arguments model; a client-side
 tool has no function here, the IDE runs it and posts the result back. The OpenAI ``tools``
-schema is generated from the arguments model. Active tools are dotted paths in
-``settings.TOOLS``; the registry class itself is ``settings.TOOL_REGISTRY``.
+schema is generated from the arguments model. A server-side tool may ask for the user's
+approval before its calls run (``approval``; ``streaming.tools.approval`` decides). Active
+tools are dotted paths in ``settings.TOOLS``; the registry class is ``settings.TOOL_REGISTRY``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from django.utils.module_loading import import_string
 from pydantic import BaseModel
 
 ToolFunction = Callable[[Any], Awaitable[Any]]
+#: Whether a call needs the user's approval: always, never, or a predicate over its validated
+#: arguments model.
+Approval = Literal["always", "never"] | Callable[[Any], bool]
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class Tool:
     function: ToolFunction | None = None
     #: Seconds a server-side call may take; ``None`` means ``settings.TOOL_TIMEOUT_SECONDS``.
     timeout: float | None = None
+    approval: Approval = "never"
 
     def openai_schema(self) -> dict[str, Any]:
         parameters = self.arguments.model_json_schema()
@@ -45,12 +50,17 @@ class Tool:
 
 
 def server_tool(
-    *, name: str, description: str, arguments: type[BaseModel], timeout: float | None = None
+    *,
+    name: str,
+    description: str,
+    arguments: type[BaseModel],
+    timeout: float | None = None,
+    approval: Approval = "never",
 ) -> Callable[[ToolFunction], Tool]:
     """Declare an async function as a server-side tool."""
 
     def wrap(function: ToolFunction) -> Tool:
-        return Tool(name, description, arguments, "server", function, timeout)
+        return Tool(name, description, arguments, "server", function, timeout, approval)
 
     return wrap
 
@@ -73,6 +83,11 @@ class ToolRegistry:
             raise ImproperlyConfigured(f"Two tools are named {tool.name!r}.")
         if tool.executor == "server" and tool.function is None:
             raise ImproperlyConfigured(f"Server-side tool {tool.name!r} has no function.")
+        if tool.executor == "client" and tool.approval != "never":
+            raise ImproperlyConfigured(
+                f"Client-side tool {tool.name!r} declares an approval: the client runs it and "
+                "asks its user itself; approval is for server-side tools."
+            )
         self._tools[tool.name] = tool
         self.__dict__.pop("openai_schemas", None)
 
