@@ -123,6 +123,22 @@ class MessagePage:
 
 
 @dataclass(slots=True, frozen=True)
+class ApprovalInfo:
+    """A call that asked for the user's approval, and the decision (``""``: none yet)."""
+
+    call_id: str
+    tool_name: str
+    decision: str
+    reason: str
+    #: JSON text of the arguments an approval replaced the model's with, if it did.
+    arguments: str | None
+    requested_at: datetime
+    decided_at: datetime | None
+    #: The ``X-Request-ID`` of the request that carried the decision.
+    request_id: str
+
+
+@dataclass(slots=True, frozen=True)
 class TranscriptPage:
     """One page of a session's transcript, for the admin."""
 
