@@ -185,7 +185,7 @@ def test_answers_that_do_not_fit_are_refused_and_change_nothing(
     )
     missing = post(call_id="g1")
     assert missing.status_code == 422
-    assert missing.json()["errors"][0]["field"] == "approved"
+    assert missing.json()["errors"][0]["field"] == "tool_approval.approved"
     not_a_bool = post(call_id="g1", approved="yes")
     assert not_a_bool.status_code == 422
     assert Message.objects.filter(session__session_id="err").count() == before
