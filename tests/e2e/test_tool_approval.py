@@ -149,7 +149,9 @@ def test_a_mixed_step_runs_at_once_what_needs_no_approval(rt: Runtime, devllm: D
     ran = {r["call_id"]: r["result"] for r in of_type(last, "tool_result")}
     assert set(ran) == {"k1", "g1"}
     assert (ran["k1"], ran["g1"]["text"]) == (2, "later")
-    assert text(last).startswith("Tool results: e1 returned now, ")
+    # The model read the three results, in call order.
+    assert text(last).startswith('Tool results: e1 returned now; g1 returned {"text":"later",')
+    assert text(last).endswith("; k1 returned 2.")
     upstream_tools = [
         m["tool_call_id"] for m in devllm.requests()[1]["body"]["messages"] if m["role"] == "tool"
     ]
