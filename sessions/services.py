@@ -301,7 +301,10 @@ def _settle(
     ]
     waiting = [c for c in pending if not c.get("approved")]
     session.last_activity_at = timezone.now()
-    session.pending_tool_calls = pending if waiting else None
+    # Approved calls stay pending until the continuation stores their results: if it never
+    # does (the client left before it began, the worker died), the next user message closes
+    # them as not executed, like any unanswered call.
+    session.pending_tool_calls = pending or None
     if not waiting:
         _take_lease(session, turn_id)
     session.save(update_fields=_TURN_STATE_FIELDS)

@@ -4,6 +4,7 @@ The model server is mocked with respx at the upstream boundary; everything else 
 engine, the services, the database).
 """
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -17,6 +18,7 @@ from pydantic import BaseModel
 
 from agent_runtime.errors import SessionBusy, ToolCallAnswered, ToolCallNotFound
 from agent_runtime.logs import request_id_var
+from sessions import services
 from sessions.models import Message, Session, ToolApproval
 from streaming.engine.events import (
     TextDelta,
@@ -381,3 +383,28 @@ async def test_an_approval_may_replace_the_arguments_which_are_validated(
     assert results["c2"].error.startswith("invalid arguments: text:")
     assert test_tools.RAN == ["user's"]
     assert (await approval_row("c1")).arguments == '{"text":"user\'s"}'
+
+
+async def test_approved_calls_a_continuation_never_ran_are_closed_by_the_next_message(
+    upstream: Upstream,
+) -> None:
+    """The client left before the continuation began: the lease is given back, and the next
+    user message closes the approved call as not executed (the history stays valid)."""
+    upstream.script(calls_reply(("c1", "guarded", {"text": "x"})), text_reply("Fresh start."))
+    await run(UserInput("s", "go"))
+    turn_id = uuid.uuid4()
+    await sync_to_async(services.tool_approval_submit)(
+        session_id="s", turn_id=turn_id, call_id="c1", approved=True
+    )
+    await sync_to_async(services.turn_abandon)(session_id="s", turn_id=turn_id)
+    pending, lease = await session_state("s")
+    assert lease is None
+    assert pending[0]["approved"] is True
+    with pytest.raises(ToolCallAnswered):
+        await run(ToolDecision("s", "c1", approved=True))
+
+    events = await run(UserInput("s", "again"))
+    assert "".join(e.text for e in of(TextDelta, events)) == "Fresh start."
+    assert tool_messages(upstream.messages(1))["c1"]["error"].startswith("not executed")
+    assert test_tools.RAN == []
+    assert await session_state("s") == (None, None)
