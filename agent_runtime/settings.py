@@ -244,6 +244,9 @@ TOOL_REGISTRY = env.str("TOOL_REGISTRY", default="streaming.tools.registry.Setti
 TOOL_TIMEOUT_SECONDS = env.float("TOOL_TIMEOUT_SECONDS", default=30.0)
 # Model calls one turn may make before a runaway tool loop is stopped.
 TOOL_MAX_STEPS = env.int("TOOL_MAX_STEPS", default=8)
+# Tool calls one model call may make; the calls past it get an error event, do not run and
+# are not stored.
+TOOL_MAX_CALLS_PER_STEP = env.int("TOOL_MAX_CALLS_PER_STEP", default=32)
 # Server-side tools whose every call waits for the user's approval, on top of those whose
 # declaration asks for it: names or shell-style globs (fnmatch, case-sensitive), comma-separated.
 TOOLS_REQUIRING_APPROVAL = env.list("TOOLS_REQUIRING_APPROVAL", default=[])

@@ -17,12 +17,7 @@ from django.utils.html import format_html
 
 from sessions.models import Message, Session
 from sessions.records import ApprovalInfo, MessageInfo
-from sessions.selectors import (
-    lease_held_q,
-    message_transcript,
-    session_admin_queryset,
-    tool_approvals_by_call,
-)
+from sessions.selectors import message_transcript, session_admin_queryset, tool_approvals_by_call
 from sessions.services import session_delete, session_delete_many
 
 #: Messages per transcript page: a 500-message session is five readable pages.
@@ -61,11 +56,10 @@ class TurnRunningFilter(admin.SimpleListFilter):
         return [("yes", "yes"), ("no", "no")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Session]) -> QuerySet[Session]:
-        running = lease_held_q(timezone.now())
         if self.value() == "yes":
-            return queryset.filter(running)
+            return queryset.lease_held(timezone.now())
         if self.value() == "no":
-            return queryset.exclude(running)
+            return queryset.lease_free(timezone.now())
         return queryset
 
 
@@ -185,11 +179,7 @@ class SessionAdmin(admin.ModelAdmin):
 
     @admin.display(description="turn running")
     def turn_running(self, session: Session) -> str:
-        expires = session.active_turn_expires_at
-        running = session.active_turn_id is not None and (
-            expires is None or expires > timezone.now()
-        )
-        return "running" if running else "—"
+        return "running" if session.lease_held else "—"
 
     # --- The transcript on the session's page --------------------------------------------------
 

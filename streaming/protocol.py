@@ -73,7 +73,8 @@ class ToolApprovalRequest(_StreamRequestBase):
     reason: str | None = Field(default=None, max_length=10_000)
 
 
-def _request_kind(value: Any) -> str:
+def request_kind(value: Any) -> str:
+    """The flat request's ``type`` (``user_message`` when absent), for the discriminator."""
     kind = (
         value.get("type", "user_message")
         if isinstance(value, dict)
@@ -87,7 +88,7 @@ StreamRequest = Annotated[
     | Annotated[ToolResultRequest, Tag("tool_result")]
     | Annotated[ToolApprovalRequest, Tag("tool_approval")],
     Discriminator(
-        _request_kind,
+        request_kind,
         custom_error_type="invalid_type",
         custom_error_message="type must be 'user_message', 'tool_result' or 'tool_approval'",
     ),

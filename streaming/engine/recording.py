@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from asgiref.sync import sync_to_async
 
@@ -15,21 +16,20 @@ from streaming.tool_calls import ToolCall
 logger = logging.getLogger(__name__)
 
 
-async def step_store(*, start: TurnStart, step: Step, model: str) -> list[NewMessage]:
-    """Store a step that called tools, with the results it has; the turn goes on unless calls
-    wait for the client (a result, or the user's approval: then the turn ends here and they
-    become the session's pending calls). Returns the messages stored."""
+async def step_store(*, start: TurnStart, step: Step, model: str) -> list[dict[str, Any]] | None:
+    """Store a step that called tools, with the results it has. With calls waiting for the
+    client (a result, or the user's approval) the turn ends here (None) and they become the
+    session's pending calls; otherwise the history for the next model call."""
     pending = step.waiting_calls()
     messages = step.messages(status="complete", model=model, stopped=False)
-    await sync_to_async(services.turn_record)(
+    history = await sync_to_async(services.turn_step_record)(
         session_pk=start.session_pk,
         turn_id=start.turn_id,
         messages=messages,
-        finished=bool(pending),
         pending_tool_calls=[_pending_entry(call) for call in pending],
     )
     step.stored = True
-    return messages
+    return history
 
 
 async def turn_store_end(
