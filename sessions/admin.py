@@ -9,8 +9,9 @@ import json
 from typing import Any
 
 from django.contrib import admin
+from django.db import connection
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
@@ -192,8 +193,13 @@ class SessionAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         extra_context = dict(extra_context or {})
         if object_id.isdigit():
+            session_pk = int(object_id)
+            # A number no primary key can hold names no session (and SQLite cannot take it).
+            _, largest = connection.ops.integer_field_range(Session._meta.pk.get_internal_type())
+            if session_pk > largest:
+                raise Http404("No such session.")
             transcript = message_transcript(
-                session_pk=int(object_id),
+                session_pk=session_pk,
                 page=request.GET.get("page"),
                 per_page=TRANSCRIPT_PAGE_SIZE,
             )

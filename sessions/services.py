@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agent_runtime.errors import (
+    IdempotencyConflict,
     NotFound,
     SessionBusy,
     ToolCallAnswered,
@@ -102,7 +103,8 @@ def turn_open(
 
     Raises ``SessionBusy`` when another turn holds the lease, or when ``client_message_id``
     names a turn that is still running. A repeated ``client_message_id`` whose turn ended
-    stores nothing and returns the stored answer to replay.
+    stores nothing and returns the stored answer to replay; one that named a different
+    message (another content, or not a user message) raises ``IdempotencyConflict``.
     """
     if client_message_id is None:
         # The common turn: a known, idle session. Two statements instead of the ORM's five.
@@ -132,10 +134,13 @@ def turn_open(
         if client_message_id is not None:
             earlier = (
                 Message.objects.filter(session=session, client_message_id=client_message_id)
-                .values("turn_id", "seq")
+                .values("turn_id", "seq", "role", "content")
                 .first()
             )
             if earlier is not None:
+                # As with payment APIs' idempotency keys: a retry must be the same request.
+                if earlier["role"] != Message.Role.USER or earlier["content"] != content:
+                    raise IdempotencyConflict()
                 if session.lease_held and session.active_turn_id == earlier["turn_id"]:
                     raise TurnStillRunning()
                 return TurnStart(
