@@ -111,7 +111,7 @@ ENDPOINTS: list[Endpoint] = [
         responses={
             200: Body(SSE_DESCRIPTION, StreamEvent, media_type="text/event-stream"),
         },
-        # 404/409 for a tool_result: unknown call_id, or one already answered.
+        # 404/409 for a tool_result or tool_approval: unknown call_id, or one already answered.
         errors=(404, 409, 413, 415, 422, 503),
         tags=("conversation",),
     ),

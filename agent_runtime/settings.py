@@ -267,6 +267,9 @@ TOOL_MAX_CALLS_PER_STEP = env.int("TOOL_MAX_CALLS_PER_STEP", default=32)
 MCP_SERVERS = env.str("MCP_SERVERS", default="")
 # Longest an MCP server may take to start and list its tools.
 MCP_CONNECT_TIMEOUT_SECONDS = env.float("MCP_CONNECT_TIMEOUT_SECONDS", default=30.0)
+# Server-side tools whose every call waits for the user's approval, on top of those whose
+# declaration asks for it: names or shell-style globs (fnmatch, case-sensitive), comma-separated.
+TOOLS_REQUIRING_APPROVAL = env.list("TOOLS_REQUIRING_APPROVAL", default=[])
 
 # --- Upstream faults, heartbeats, busy sessions ------------------------------------------------
 # Attempts at a model call that fails before its first token (refused, 429, 5xx...).

@@ -17,8 +17,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from sessions.models import Message, Session
-from sessions.records import MessageInfo
-from sessions.selectors import message_transcript, session_admin_queryset
+from sessions.records import ApprovalInfo, MessageInfo
+from sessions.selectors import message_transcript, session_admin_queryset, tool_approvals_by_call
 from sessions.services import session_delete, session_delete_many
 
 #: Messages per transcript page: a 500-message session is five readable pages.
@@ -74,12 +74,13 @@ def _pretty_arguments(arguments: Any) -> str:
     return json.dumps(arguments, indent=2, ensure_ascii=False)
 
 
-def _transcript_entry(message: MessageInfo) -> dict[str, Any]:
+def _transcript_entry(message: MessageInfo, approvals: dict[str, ApprovalInfo]) -> dict[str, Any]:
     calls = [
         {
             "id": call.get("id", ""),
             "name": (call.get("function") or {}).get("name", ""),
             "arguments": _pretty_arguments((call.get("function") or {}).get("arguments", "")),
+            "approval": _approval_entry(approvals.get(call.get("id", ""))),
         }
         for call in message.tool_calls or ()
         if isinstance(call, dict)
@@ -90,6 +91,25 @@ def _transcript_entry(message: MessageInfo) -> dict[str, Any]:
         "collapsed": len(message.content) > COLLAPSE_AFTER_CHARS,
         "preview": message.content[:PREVIEW_CHARS],
     }
+
+
+def _approval_entry(approval: ApprovalInfo | None) -> dict[str, Any] | None:
+    if approval is None:
+        return None
+    return {
+        "info": approval,
+        "decision": approval.decision or "not answered",
+        "arguments": None if approval.arguments is None else _pretty_arguments(approval.arguments),
+    }
+
+
+def _call_ids(messages: list[MessageInfo]) -> list[str]:
+    return [
+        call["id"]
+        for message in messages
+        for call in message.tool_calls or ()
+        if isinstance(call, dict) and isinstance(call.get("id"), str)
+    ]
 
 
 @admin.register(Session)
@@ -183,9 +203,12 @@ class SessionAdmin(admin.ModelAdmin):
                 page=request.GET.get("page"),
                 per_page=TRANSCRIPT_PAGE_SIZE,
             )
+            approvals = tool_approvals_by_call(
+                session_pk=int(object_id), call_ids=_call_ids(transcript.messages)
+            )
             extra_context["transcript"] = transcript
             extra_context["transcript_entries"] = [
-                _transcript_entry(m) for m in transcript.messages
+                _transcript_entry(m, approvals) for m in transcript.messages
             ]
             extra_context["transcript_pages"] = range(1, transcript.num_pages + 1)
         return super().change_view(request, object_id, form_url, extra_context)

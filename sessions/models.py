@@ -51,8 +51,10 @@ class Session(models.Model):
     active_turn_expires_at = models.DateTimeField(null=True, blank=True)
     # Set by the cancel endpoint; the worker running that turn polls for it.
     cancel_turn_id = models.UUIDField(null=True, blank=True)
-    # Tool calls of the last model step still waiting for a result from the client:
-    # [{"id", "name"}]. A new user message closes them with a "not executed" result.
+    # Tool calls of the last model step still waiting for the client: [{"id", "name"}] for a
+    # client-side call's result; {"id", "name", "kind": "approval", "arguments"} for a decision
+    # (then "approved": true once given, until the step's last answer runs it). A new user
+    # message closes them all with a "not executed" result.
     pending_tool_calls = models.JSONField(null=True, blank=True)
 
     objects = SessionQuerySet.as_manager()
@@ -125,3 +127,33 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.session_id}#{self.seq} {self.role}"
+
+
+class ToolApproval(models.Model):
+    """A tool call that asked for the user's approval, and the decision once given."""
+
+    class Decision(models.TextChoices):
+        WAITING = "", "waiting"  # also a call closed by a new message before any answer
+        APPROVED = "approved"
+        DENIED = "denied"
+
+    session = models.ForeignKey(Session, on_delete=models.CASCADE, related_name="approvals")
+    # Not unique: some model servers reuse call ids across turns (the latest row counts).
+    call_id = models.CharField(max_length=128)
+    tool_name = models.CharField(max_length=128)
+    # The turn whose model call asked for the tool.
+    turn_id = models.UUIDField()
+    requested_at = models.DateTimeField()
+    decision = models.CharField(max_length=16, choices=Decision.choices, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    # Arguments that replaced the model's when the call was approved (JSON text), if any.
+    arguments = models.TextField(null=True, blank=True)  # noqa: DJ001
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # The X-Request-ID of the request that carried the decision.
+    request_id = models.CharField(max_length=128, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["session", "call_id"], name="tool_approval_call_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.session_id} {self.call_id} {self.decision or 'waiting'}"

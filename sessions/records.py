@@ -39,6 +39,16 @@ class StoredMessage:
     usage: dict[str, int]
 
 
+@dataclass(slots=True, frozen=True)
+class ApprovedCall:
+    """A call the user approved: the continuation runs it before it calls the model."""
+
+    id: str
+    name: str
+    #: JSON text: the model's arguments, or those the approval replaced them with.
+    arguments: str
+
+
 @dataclass(slots=True)
 class TurnStart:
     """What opening a turn produced: either a lease and the history, or a stored replay."""
@@ -48,8 +58,14 @@ class TurnStart:
     history: list[dict[str, Any]] = field(default_factory=list)
     #: Set when the request repeats a ``message_id`` whose turn already ended.
     replay: list[StoredMessage] | None = None
-    #: Set when a tool result was stored but other calls of its step still wait for theirs.
+    #: Set when an answer was stored but other calls of its step still wait: the client-side
+    #: calls without a result, and (``awaiting_approval``) the calls without a decision.
     pending_call_ids: list[str] | None = None
+    awaiting_approval: list[str] = field(default_factory=list)
+    #: Approved calls to run before the model is called.
+    approved_calls: list[ApprovedCall] = field(default_factory=list)
+    #: The result stored for a call the user denied, when this turn opened with a denial.
+    denial: NewMessage | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -104,6 +120,22 @@ class MessagePage:
     messages: list[MessageInfo]
     #: More messages follow the last one of this page.
     has_more: bool
+
+
+@dataclass(slots=True, frozen=True)
+class ApprovalInfo:
+    """A call that asked for the user's approval, and the decision (``""``: none yet)."""
+
+    call_id: str
+    tool_name: str
+    decision: str
+    reason: str
+    #: JSON text of the arguments an approval replaced the model's with, if it did.
+    arguments: str | None
+    requested_at: datetime
+    decided_at: datetime | None
+    #: The ``X-Request-ID`` of the request that carried the decision.
+    request_id: str
 
 
 @dataclass(slots=True, frozen=True)

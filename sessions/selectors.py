@@ -1,5 +1,6 @@
 """Reads of sessions and messages."""
 
+import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -12,9 +13,10 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from sessions import statements
-from sessions.models import Message, Session, lease_held_q
+from sessions.models import Message, Session, ToolApproval, lease_held_q
 from sessions.records import (
     ActivityKey,
+    ApprovalInfo,
     MessageInfo,
     MessagePage,
     SessionInfo,
@@ -303,6 +305,18 @@ def message_transcript(*, session_pk: int, page: int | str | None, per_page: int
         start_index=current.start_index(),
         end_index=current.end_index(),
     )
+
+
+def tool_approvals_by_call(*, session_pk: int, call_ids: Sequence[str]) -> dict[str, ApprovalInfo]:
+    """The approval requests of these calls of a session, by call id (the latest of a reused
+    id). One query even for no calls (the ORM would skip an empty ``IN``): a transcript page
+    costs the same whatever it shows."""
+    rows = (
+        ToolApproval.objects.filter(session_id=session_pk, call_id__in=list(call_ids) or [""])
+        .order_by("pk")
+        .values(*(field.name for field in dataclasses.fields(ApprovalInfo)))
+    )
+    return {row["call_id"]: ApprovalInfo(**row) for row in rows}
 
 
 def session_admin_queryset() -> QuerySet[Session]:

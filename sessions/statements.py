@@ -93,7 +93,8 @@ def turn_progress(
     expires: datetime,
 ) -> int | None:
     """Reserve ``added`` seqs and, if ``turn_id`` holds the lease, end it (``finished``, and
-    store the pending calls) or renew it. The session's new ``last_seq``; None if it is gone."""
+    store the pending calls) or renew it (and clear the pending calls, which it has answered).
+    The session's new ``last_seq``; None if it is gone."""
     stamp = _stamp(now)
     turn = _uuid(turn_id)
     owner = "CASE WHEN active_turn_id = %s THEN {} ELSE {} END"
@@ -106,8 +107,13 @@ def turn_progress(
         )
         params = [turn, turn, turn, turn, _PENDING.get_db_prep_save(pending_tool_calls, connection)]
     else:
-        lease = f"active_turn_expires_at = {owner.format('%s', 'active_turn_expires_at')}"
-        params = [turn, _stamp(expires)]
+        # Calls still pending while the turn runs are the approved ones it is about to run:
+        # its first stored step holds their results.
+        lease = (
+            f"active_turn_expires_at = {owner.format('%s', 'active_turn_expires_at')}, "
+            f"pending_tool_calls = {owner.format('NULL', 'pending_tool_calls')}"
+        )
+        params = [turn, _stamp(expires), turn]
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {_S} SET last_seq = last_seq + %s, last_activity_at = %s, updated_at = %s, "

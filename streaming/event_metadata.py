@@ -39,12 +39,20 @@ class ToolCallMetadata(_Metadata):
     tool_name: str
     arguments: Any = Field(description="The arguments the model sent, parsed when valid JSON.")
     executor: Literal["server", "client"]
+    approval: Literal["required"] | None = Field(
+        default=None,
+        description="Present when the call waits for the user's decision (a tool_approval).",
+    )
 
 
 class PendingToolCallsMetadata(_Metadata):
-    """The turn ended waiting for client-side tool results (``type: tool_call``, final)."""
+    """The turn ended waiting for the client (``type: tool_call``, final): client-side tool
+    results, and decisions on calls that need approval."""
 
     pending_call_ids: list[str]
+    awaiting_approval: list[str] | None = Field(
+        default=None, description="Calls waiting for a tool_approval; absent when none."
+    )
 
 
 class ToolResultMetadata(_Metadata):

@@ -64,6 +64,15 @@ class ToolResultRequest(_StreamRequestBase):
         return self
 
 
+class ToolApprovalRequest(_StreamRequestBase):
+    """The user's decision on a call that waits for approval (docs/api.md, Tool approval)."""
+
+    type: Literal["tool_approval"]
+    call_id: ClientKey
+    approved: bool = Field(strict=True)
+    reason: str | None = Field(default=None, max_length=10_000)
+
+
 def request_kind(value: Any) -> str:
     """The flat request's ``type`` (``user_message`` when absent), for the discriminator."""
     kind = (
@@ -76,16 +85,16 @@ def request_kind(value: Any) -> str:
 
 StreamRequest = Annotated[
     Annotated[UserMessageRequest, Tag("user_message")]
-    | Annotated[ToolResultRequest, Tag("tool_result")],
+    | Annotated[ToolResultRequest, Tag("tool_result")]
+    | Annotated[ToolApprovalRequest, Tag("tool_approval")],
     Discriminator(
         request_kind,
         custom_error_type="invalid_type",
-        custom_error_message="type must be 'user_message' or 'tool_result'",
+        custom_error_message="type must be 'user_message', 'tool_result' or 'tool_approval'",
     ),
 ]
-stream_request_adapter: TypeAdapter[UserMessageRequest | ToolResultRequest] = TypeAdapter(
-    StreamRequest
-)
+AnyStreamRequest = UserMessageRequest | ToolResultRequest | ToolApprovalRequest
+stream_request_adapter: TypeAdapter[AnyStreamRequest] = TypeAdapter(StreamRequest)
 
 
 class StreamEvent(BaseModel):

@@ -29,6 +29,8 @@ class ToolCall:
     arguments: Any = None
     #: Why the call cannot run, when it cannot (unknown tool, invalid arguments).
     problem: str | None = None
+    #: It waits for the user's approval before it runs (``streaming.tools.approval``).
+    awaiting_approval: bool = False
 
     @property
     def executor(self) -> str:
@@ -95,24 +97,26 @@ class ToolCallAssembler:
         return bool(self._parts)
 
     def calls(self, registry: ToolRegistry) -> list[ToolCall]:
-        calls = []
-        for index in sorted(self._parts):
-            part = self._parts[index]
-            call = ToolCall(
+        return [
+            tool_call_validated(
                 id=part["id"],
                 name=part["name"],
                 raw_arguments="".join(part["arguments"]),
+                registry=registry,
             )
-            _validate(call, registry)
-            calls.append(call)
-        return calls
+            for _, part in sorted(self._parts.items())
+        ]
 
 
-def _validate(call: ToolCall, registry: ToolRegistry) -> None:
-    call.tool = registry.get(call.name)
+def tool_call_validated(
+    *, id: str, name: str, raw_arguments: str, registry: ToolRegistry
+) -> ToolCall:
+    """A call with its tool looked up and its arguments validated (or its ``problem`` set)."""
+    call = ToolCall(id=id, name=name, raw_arguments=raw_arguments)
+    call.tool = registry.get(name)
     if call.tool is None:
-        call.problem = f"unknown tool {call.name!r}"
-        return
+        call.problem = f"unknown tool {name!r}"
+        return call
     try:
         call.arguments = call.tool.arguments.model_validate_json(call.raw_arguments or "{}")
     except ValidationError as exc:
@@ -121,6 +125,7 @@ def _validate(call: ToolCall, registry: ToolRegistry) -> None:
             for e in exc.errors(include_url=False)
         )
         call.problem = f"invalid arguments: {details}"
+    return call
 
 
 async def tool_run(call: ToolCall) -> ToolOutcome:

@@ -10,7 +10,7 @@ from django.views.decorators.csrf import csrf_exempt
 from agent_runtime.errors import MethodNotAllowed, PayloadTooLarge
 from agent_runtime.json_body import parse_json_body
 from streaming.engine.start import turn_cancel, turn_events
-from streaming.protocol import CancelResult, ToolResultRequest, UserMessageRequest
+from streaming.protocol import AnyStreamRequest, CancelResult, UserMessageRequest
 from streaming.protocols.codelab import (
     CodelabEnvelope,
     codelab_stream,
@@ -50,9 +50,7 @@ async def message_stream(request: HttpRequest) -> HttpResponse:
     return EventStreamResponse(seed_stream(events))
 
 
-def stream_request_checked(
-    body: UserMessageRequest | ToolResultRequest,
-) -> UserMessageRequest | ToolResultRequest:
+def stream_request_checked(body: AnyStreamRequest) -> AnyStreamRequest:
     """The limits a parsed stream request must also meet."""
     if isinstance(body, UserMessageRequest) and len(body.content) > settings.MAX_MESSAGE_CHARS:
         raise PayloadTooLarge(f"content is longer than {settings.MAX_MESSAGE_CHARS} characters.")

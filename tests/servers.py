@@ -26,6 +26,8 @@ def free_port() -> int:
 def wait_until_up(
     url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120
 ) -> None:
+    """Wait for a server to answer; a generous deadline, as a busy machine starts Python slowly.
+    A server that never answers is stopped, not left running after the test."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -35,8 +37,12 @@ def wait_until_up(
             return
         except httpx.TransportError:
             time.sleep(0.05)
-    process.kill()  # nobody else will: the caller never got a handle on it
-    process.wait()
+    process.terminate()  # lets uvicorn's supervisor stop its workers too
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
     raise RuntimeError(f"{url} did not come up:\n{log.read_text()[-3000:]}")
 
 

@@ -4,9 +4,12 @@ Treat them as immutable; they are not frozen only because the text delta is buil
 
 A text turn is ``TextDelta``… then ``TurnFinished``. A step that calls tools adds, per call,
 ``ToolCallStarted``, ``ToolCallArgsDelta``… and ``ToolCallReady`` (once the model's answer is
-whole), then a ``ToolResult`` per server-side call and ``StepFinished``. ``Heartbeat`` comes
-whenever the turn has been quiet for ``HEARTBEAT_SECONDS``. The last event is always
-``TurnFinished`` or ``TurnFailed``.
+whole), then a ``ToolResult`` per server-side call and ``StepFinished``. A call that waits for
+the user's approval (``ToolCallReady.approval_required``) does not run: the turn ends, and a
+decision's response begins with the denied call's ``ToolResult`` (when it was a denial) and,
+once the step has all its answers, the ``ToolResult`` of each approved call, which runs then.
+``Heartbeat`` comes whenever the turn has been quiet for ``HEARTBEAT_SECONDS``. The last event
+is always ``TurnFinished`` or ``TurnFailed``.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ class ToolCallReady:
     arguments: Any
     executor: Executor
     problem: str | None = None
+    #: The call waits for the user's approval: it runs only once a decision approves it.
+    approval_required: bool = False
 
 
 @dataclass(slots=True)
@@ -55,7 +60,8 @@ class ToolResult:
     call_id: str
     tool_name: str
     result: Any = None
-    #: Set when the call failed; ``error_code`` then says how (``tool_error``, ``timeout``…).
+    #: Set when the call failed; ``error_code`` then says how (``tool_error``, ``timeout``,
+    #: ``denied`` by the user…).
     error: str | None = None
     error_code: str = ""
 
@@ -74,14 +80,18 @@ TurnStatus = Literal["complete", "interrupted", "cancelled", "failed"]
 
 @dataclass(slots=True)
 class TurnFinished:
-    """The turn ended normally, was cancelled, or waits for client-side tool results."""
+    """The turn ended normally, was cancelled, or waits for the client's answers to its calls:
+    results of client-side calls, decisions on calls that need approval."""
 
     status: TurnStatus
     finish_reason: str | None
     #: Summed over the turn's model calls; None for a replay of nothing stored.
     usage: dict[str, int] | None = field(default_factory=dict)
-    #: Client-side calls whose results the client must post to continue.
+    #: Client-side calls whose results the client must post to continue; set (maybe empty)
+    #: whenever the turn waits for the client.
     pending_call_ids: list[str] | None = None
+    #: Calls that wait for the user's decision (``tool_approval``) to continue.
+    awaiting_approval: list[str] = field(default_factory=list)
     #: True when a repeated ``message_id`` replays a stored answer.
     replayed: bool = False
 

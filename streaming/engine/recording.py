@@ -11,23 +11,22 @@ from agent_runtime.errors import UpstreamError
 from sessions import services
 from sessions.records import NewMessage, TurnStart
 from streaming.engine.step import Step
+from streaming.tool_calls import ToolCall
 
 logger = logging.getLogger(__name__)
 
 
 async def step_store(*, start: TurnStart, step: Step, model: str) -> list[dict[str, Any]] | None:
-    """Store a step that called tools, with the results it has. With client-side calls
-    waiting the turn ends here (None); otherwise the history for the next model call."""
-    pending = step.pending_client_calls()
-    messages = [
-        step.assistant_message(status="complete", model=model),
-        *step.tool_messages(stopped=False),
-    ]
+    """Store a step that called tools, with the results it has. With calls waiting for the
+    client (a result, or the user's approval) the turn ends here (None) and they become the
+    session's pending calls; otherwise the history for the next model call."""
+    pending = step.waiting_calls()
+    messages = step.messages(status="complete", model=model, stopped=False)
     history = await sync_to_async(services.turn_step_record)(
         session_pk=start.session_pk,
         turn_id=start.turn_id,
         messages=messages,
-        pending_tool_calls=[{"id": c.id, "name": c.name} for c in pending],
+        pending_tool_calls=[_pending_entry(call) for call in pending],
     )
     step.stored = True
     return history
@@ -44,16 +43,19 @@ async def turn_store_end(
     """
     messages: list[NewMessage] = []
     if step is not None and not step.stored:
-        messages.append(
-            step.assistant_message(
-                status=status, model=model, error_code=error.code if error else ""
-            )
-        )
-        if step.calls is not None:
-            messages.extend(step.tool_messages(stopped=True))
+        error_code = error.code if error else ""
+        messages = step.messages(status=status, model=model, error_code=error_code, stopped=True)
     try:
         await sync_to_async(services.turn_record)(
             session_pk=start.session_pk, turn_id=start.turn_id, messages=messages, finished=True
         )
     except Exception:
         logger.exception("turn %s: storing the answer failed", start.turn_id)
+
+
+def _pending_entry(call: ToolCall) -> dict[str, str]:
+    """A call's entry in the session's pending calls (``Session.pending_tool_calls``)."""
+    if call.awaiting_approval:
+        arguments = call.raw_arguments
+        return {"id": call.id, "name": call.name, "kind": "approval", "arguments": arguments}
+    return {"id": call.id, "name": call.name}

@@ -18,11 +18,13 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from agent_runtime.errors import SessionBusy, TurnStillRunning
+from agent_runtime.logs import request_id_var
 from sessions import services
 from sessions.models import Message
 from sessions.records import TurnStart
 from streaming.active_turns import active_turns
 from streaming.engine.events import TextDelta, TurnEvent, TurnFinished
+from streaming.engine.step import denial_event
 from streaming.engine.turn import Turn
 
 
@@ -53,10 +55,30 @@ class ToolOutput:
         return cls(session_id, call_id, content)
 
 
-async def turn_events(*, turn_input: UserInput | ToolOutput) -> AsyncIterator[TurnEvent]:
-    """Open the turn a user message or a tool result starts: its events."""
+@dataclass(slots=True, frozen=True)
+class ToolDecision:
+    """The user's decision on a call that waits for approval.
+
+    ``arguments`` (an approved call only) replaces the model's arguments; the server validates
+    them against the tool's schema when it runs the call.
+    """
+
+    session_id: str
+    call_id: str
+    approved: bool
+    reason: str = ""
+    arguments: Any = None
+
+
+TurnInput = UserInput | ToolOutput | ToolDecision
+
+
+async def turn_events(*, turn_input: TurnInput) -> AsyncIterator[TurnEvent]:
+    """Open the turn a user message, a tool result or a decision starts: its events."""
     if isinstance(turn_input, UserInput):
         return await turn_start(user_input=turn_input)
+    if isinstance(turn_input, ToolDecision):
+        return await turn_decide(decision=turn_input)
     return await turn_continue(tool_output=turn_input)
 
 
@@ -80,11 +102,9 @@ async def turn_start(*, user_input: UserInput) -> AsyncIterator[TurnEvent]:
 
 async def turn_continue(*, tool_output: ToolOutput) -> AsyncIterator[TurnEvent]:
     """Store a client tool's result; the continuation's events once the step has them all."""
-    turn_id = uuid.uuid4()
-    start = await _open_or_abandon(
+    return await _answer(
         session_id=tool_output.session_id,
-        turn_id=turn_id,
-        open_turn=lambda: services.tool_result_submit(
+        submit=lambda turn_id: services.tool_result_submit(
             session_id=tool_output.session_id,
             turn_id=turn_id,
             call_id=tool_output.call_id,
@@ -92,9 +112,46 @@ async def turn_continue(*, tool_output: ToolOutput) -> AsyncIterator[TurnEvent]:
             error_code=tool_output.error_code,
         ),
     )
-    if start.pending_call_ids:
-        return _still_pending_events(start.pending_call_ids)
-    return Turn(start, session_id=tool_output.session_id).events()
+
+
+async def turn_decide(*, decision: ToolDecision) -> AsyncIterator[TurnEvent]:
+    """Store the user's decision on a call; the continuation's events once the step has all
+    its answers (approved calls run first)."""
+    arguments = None
+    if decision.approved and decision.arguments is not None:
+        arguments = orjson.dumps(decision.arguments).decode()
+    request_id = request_id_var.get() or ""
+    return await _answer(
+        session_id=decision.session_id,
+        submit=lambda turn_id: services.tool_approval_submit(
+            session_id=decision.session_id,
+            turn_id=turn_id,
+            call_id=decision.call_id,
+            approved=decision.approved,
+            reason=decision.reason,
+            request_id=request_id,
+            arguments=arguments,
+        ),
+    )
+
+
+async def _answer(
+    *, session_id: str, submit: Callable[[uuid.UUID], TurnStart]
+) -> AsyncIterator[TurnEvent]:
+    """Store an answer to a pending call (``submit``, given the continuation's turn id)."""
+    turn_id = uuid.uuid4()
+    start = await _open_or_abandon(
+        session_id=session_id, turn_id=turn_id, open_turn=lambda: submit(turn_id)
+    )
+    return _answered_events(start, session_id=session_id)
+
+
+def _answered_events(start: TurnStart, *, session_id: str) -> AsyncIterator[TurnEvent]:
+    """After an answer to a pending call: the continuation, or the final event listing what
+    still waits (either begins with the denial's result, when the answer was one)."""
+    if start.pending_call_ids is not None:
+        return _still_pending_events(start)
+    return Turn(start, session_id=session_id).events()
 
 
 async def turn_cancel(*, session_id: str) -> uuid.UUID | None:
@@ -147,9 +204,16 @@ async def _open_when_free(
             await asyncio.sleep(0.05)
 
 
-async def _still_pending_events(call_ids: list[str]) -> AsyncIterator[TurnEvent]:
-    """The result was stored; other client-side calls of the step still wait for theirs."""
-    yield TurnFinished("complete", "tool_calls", pending_call_ids=call_ids)
+async def _still_pending_events(start: TurnStart) -> AsyncIterator[TurnEvent]:
+    """The answer was stored; other calls of the step still wait for theirs."""
+    if start.denial is not None:
+        yield denial_event(start.denial)
+    yield TurnFinished(
+        "complete",
+        "tool_calls",
+        pending_call_ids=start.pending_call_ids,
+        awaiting_approval=start.awaiting_approval,
+    )
 
 
 async def _replayed_events(start: TurnStart) -> AsyncIterator[TurnEvent]:

@@ -18,7 +18,11 @@ INTERRUPTED_TOOL = orjson.dumps({"error": "not executed: the turn was stopped"})
 
 @dataclass
 class Step:
+    """A model call and the calls it made; or (``resumed``) a step that begins with calls the
+    user approved in an earlier request, and has no model call of its own."""
+
     number: int
+    resumed: bool = False
     parts: list[str] = field(default_factory=list)
     end: StreamEnd = field(default_factory=StreamEnd)
     assembler: ToolCallAssembler = field(default_factory=ToolCallAssembler)
@@ -28,7 +32,8 @@ class Step:
     #: What the step produced is stored.
     stored: bool = False
 
-    def pending_client_calls(self) -> list[ToolCall]:
+    def waiting_calls(self) -> list[ToolCall]:
+        """Calls without an outcome: client-side ones, and those that wait for approval."""
         return [c for c in self.calls or () if c.id not in self.outcomes]
 
     def outcome_event(self, outcome: ToolOutcome) -> ToolResult:
@@ -42,7 +47,15 @@ class Step:
             error_code=outcome.error_code,
         )
 
-    def assistant_message(self, *, status: str, model: str, error_code: str = "") -> NewMessage:
+    def messages(
+        self, *, status: str, model: str, error_code: str = "", stopped: bool
+    ) -> list[NewMessage]:
+        """What storing the step writes: its assistant message, then its results."""
+        messages = [] if self.resumed else [self.assistant_message(status, model, error_code)]
+        messages.extend(self.tool_messages(stopped=stopped))
+        return messages
+
+    def assistant_message(self, status: str, model: str, error_code: str) -> NewMessage:
         return NewMessage(
             role=Message.Role.ASSISTANT,
             content="".join(self.parts),
@@ -60,7 +73,7 @@ class Step:
         for call in self.calls or ():
             outcome = self.outcomes.get(call.id)
             if outcome is None and not stopped:
-                continue  # a client-side call: its result comes later
+                continue  # a client-side call, or one awaiting approval: answered later
             messages.append(
                 NewMessage(
                     role=Message.Role.TOOL,
@@ -80,4 +93,17 @@ def call_ready_event(call: ToolCall) -> ToolCallReady:
         arguments=call.wire_arguments(),
         executor=call.executor,
         problem=call.problem,
+        approval_required=call.awaiting_approval,
+    )
+
+
+def denial_event(denial: NewMessage) -> ToolResult:
+    """The stored result of a call the user denied, as an event."""
+    body = orjson.loads(denial.content)
+    reason = body.get("reason")
+    return ToolResult(
+        call_id=denial.tool_call_id or "",
+        tool_name=denial.tool_name,
+        error=f"{body['error']}: {reason}" if reason else body["error"],
+        error_code=denial.error_code,
     )

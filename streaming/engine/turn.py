@@ -31,9 +31,17 @@ from streaming.engine.events import (
 from streaming.engine.heartbeat import HeartbeatTimer
 from streaming.engine.model_call import CALL_END, ModelCall
 from streaming.engine.recording import step_store, turn_store_end
-from streaming.engine.step import Step, call_ready_event
+from streaming.engine.step import Step, call_ready_event, denial_event
 from streaming.llm_client import ContentDelta, StreamEnd, ToolCallDelta, get_llm_client
-from streaming.tool_calls import ToolCall, ToolOutcome, tool_over_limit, tool_rejected, tool_run
+from streaming.tool_calls import (
+    ToolCall,
+    ToolOutcome,
+    tool_call_validated,
+    tool_over_limit,
+    tool_rejected,
+    tool_run,
+)
+from streaming.tools.approval import approval_required
 from streaming.tools.registry import get_tool_registry
 
 _CANCEL = object()
@@ -80,6 +88,11 @@ class Turn:
         final: TurnEvent
         try:
             await self.registry.ready()  # MCP servers list their tools on first use
+            if self.start.denial is not None:
+                yield denial_event(self.start.denial)
+            if self.start.approved_calls:
+                async for event in self._approved_step():
+                    yield event
             while True:
                 step = self._begin_step()
                 async for event in self._model_step(step):
@@ -95,11 +108,15 @@ class Turn:
                 if history is not None:
                     self.messages = history
                 yield StepFinished(step.number, step.end.finish_reason, step.end.usage)
-                if pending := [c.id for c in step.pending_client_calls()]:
+                if waiting := step.waiting_calls():
                     self.ended_by_step = True
                     status = Message.Status.COMPLETE
                     final = TurnFinished(
-                        "complete", step.end.finish_reason, self.usage, pending_call_ids=pending
+                        "complete",
+                        step.end.finish_reason,
+                        self.usage,
+                        pending_call_ids=[c.id for c in waiting if not c.awaiting_approval],
+                        awaiting_approval=[c.id for c in waiting if c.awaiting_approval],
                     )
                     break
                 if step.number >= settings.TOOL_MAX_STEPS:
@@ -168,7 +185,7 @@ class Turn:
                 yield event
 
     async def _tool_step(self, step: Step) -> AsyncIterator[TurnEvent]:
-        """Announce the step's calls, run the server-side ones concurrently, relay outcomes."""
+        """Announce the step's calls, then run them (but those that wait for approval)."""
         calls = step.assembler.calls(self.registry)
         limit = settings.TOOL_MAX_CALLS_PER_STEP
         # The calls past the limit are answered here and left out of the step (and so of the
@@ -177,14 +194,42 @@ class Turn:
         step.calls = calls
         self.heartbeat.touch()
         for call in calls:
+            call.awaiting_approval = approval_required(call)
             yield call_ready_event(call)
         for call in over_limit:
             yield call_ready_event(call)
             yield step.outcome_event(tool_over_limit(call, limit))
-        for call in calls:
+        async for event in self._run_calls(step):
+            yield event
+
+    async def _approved_step(self) -> AsyncIterator[TurnEvent]:
+        """A step that begins with the calls the user approved: run and store them."""
+        self.step = step = Step(0, resumed=True)
+        step.calls = [
+            tool_call_validated(
+                id=c.id, name=c.name, raw_arguments=c.arguments, registry=self.registry
+            )
+            for c in self.start.approved_calls
+        ]
+        async for event in self._run_calls(step):
+            yield event
+        history = await step_store(start=self.start, step=step, model=self.model)
+        if history is not None:
+            self.messages = history
+
+    async def _run_calls(self, step: Step) -> AsyncIterator[TurnEvent]:
+        """Answer the calls that cannot run, run the server-side ones concurrently, relay."""
+        assert step.calls is not None
+        for call in step.calls:
+            if call.problem is None and step.resumed and call.executor != "server":
+                call.problem = f"tool {call.name!r} is no longer run by the server"
             if call.problem is not None:
                 yield step.outcome_event(tool_rejected(call))
-        running = [c for c in calls if c.problem is None and c.executor == "server"]
+        running = [
+            c
+            for c in step.calls
+            if c.problem is None and c.executor == "server" and not c.awaiting_approval
+        ]
         for call in running:
             self._spawn(self._run_tool(call))
         while any(c.id not in step.outcomes for c in running):

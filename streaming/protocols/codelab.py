@@ -31,9 +31,11 @@ from streaming.engine.events import (
 )
 from streaming.engine.start import ToolOutput, UserInput
 from streaming.protocol import (
+    AnyStreamRequest,
     ClientKey,
     NonBlank,
     SessionId,
+    ToolApprovalRequest,
     ToolResultRequest,
     UserMessageRequest,
     request_kind,
@@ -109,15 +111,16 @@ def is_envelope(value: Any) -> bool:
 MessageStreamBody = Annotated[
     Annotated[UserMessageRequest, Tag("user_message")]
     | Annotated[ToolResultRequest, Tag("tool_result")]
+    | Annotated[ToolApprovalRequest, Tag("tool_approval")]
     | Annotated[CodelabEnvelope, Tag("envelope")],
     Discriminator(
         lambda v: "envelope" if is_envelope(v) else request_kind(v),
         custom_error_type="invalid_type",
-        custom_error_message="type must be 'user_message' or 'tool_result'",
+        custom_error_message="type must be 'user_message', 'tool_result' or 'tool_approval'",
     ),
 ]
-message_stream_adapter: TypeAdapter[UserMessageRequest | ToolResultRequest | CodelabEnvelope] = (
-    TypeAdapter(MessageStreamBody)
+message_stream_adapter: TypeAdapter[AnyStreamRequest | CodelabEnvelope] = TypeAdapter(
+    MessageStreamBody
 )
 
 

@@ -21,8 +21,13 @@ from streaming.engine.events import (
     TurnFailed,
     TurnFinished,
 )
-from streaming.engine.start import ToolOutput, UserInput
-from streaming.protocol import StreamEvent, ToolResultRequest, UserMessageRequest
+from streaming.engine.start import ToolDecision, ToolOutput, TurnInput, UserInput
+from streaming.protocol import (
+    AnyStreamRequest,
+    StreamEvent,
+    ToolApprovalRequest,
+    UserMessageRequest,
+)
 
 DONE_FRAME = b"data: [DONE]\n\n"
 PING_FRAME = b": ping\n\n"
@@ -44,10 +49,12 @@ def token_frame(event_id: int, token: str) -> bytes:
     return b"id: %d\n" % event_id + _TOKEN_HEAD + orjson.dumps(token) + _TOKEN_TAIL
 
 
-def seed_turn_input(body: UserMessageRequest | ToolResultRequest) -> UserInput | ToolOutput:
+def seed_turn_input(body: AnyStreamRequest) -> TurnInput:
     """What a parsed stream request asks of the engine."""
     if isinstance(body, UserMessageRequest):
         return UserInput(body.session_id, body.content, body.message_id)
+    if isinstance(body, ToolApprovalRequest):
+        return ToolDecision(body.session_id, body.call_id, body.approved, body.reason or "")
     return ToolOutput.of(
         session_id=body.session_id, call_id=body.call_id, result=body.result, error=body.error
     )
@@ -56,17 +63,15 @@ def seed_turn_input(body: UserMessageRequest | ToolResultRequest) -> UserInput |
 def seed_event(event: TurnEvent) -> StreamEvent | None:
     """The seed event for a turn event; None for the events this format does not show."""
     if isinstance(event, ToolCallReady):
-        return StreamEvent(
-            token="",
-            is_final=False,
-            type="tool_call",
-            metadata={
-                "call_id": event.call_id,
-                "tool_name": event.tool_name,
-                "arguments": event.arguments,
-                "executor": event.executor,
-            },
-        )
+        metadata = {
+            "call_id": event.call_id,
+            "tool_name": event.tool_name,
+            "arguments": event.arguments,
+            "executor": event.executor,
+        }
+        if event.approval_required:
+            metadata["approval"] = "required"
+        return StreamEvent(token="", is_final=False, type="tool_call", metadata=metadata)
     if isinstance(event, ToolResult):
         metadata: dict[str, Any] = {"call_id": event.call_id, "tool_name": event.tool_name}
         if event.error is not None:
@@ -77,6 +82,8 @@ def seed_event(event: TurnEvent) -> StreamEvent | None:
     if isinstance(event, TurnFinished):
         if event.pending_call_ids is not None:
             metadata = {"pending_call_ids": event.pending_call_ids}
+            if event.awaiting_approval:
+                metadata["awaiting_approval"] = event.awaiting_approval
             return StreamEvent(token="", is_final=True, type="tool_call", metadata=metadata)
         metadata = {"replayed": True} if event.replayed else {}
         if event.usage is not None:

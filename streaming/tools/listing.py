@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from streaming.tools.approval import tool_asks_approval
 from streaming.tools.registry import ToolRegistry
 
 ServerState = Literal["idle", "connecting", "ready", "failed", "closed"]
@@ -21,7 +22,8 @@ class ToolOut(BaseModel):
         examples=["server", "client", "mcp:time"],
     )
     requires_approval: bool = Field(
-        description="Configured to need the user's approval (takes effect with tool approvals)."
+        description="Calls of this tool wait for the user's approval (always, or when its "
+        "arguments ask for it; see tool approval)."
     )
     server_state: ServerState | None = Field(
         default=None, description="For an MCP tool, its server's state."
@@ -65,7 +67,7 @@ async def tool_list(*, registry: ToolRegistry) -> ToolListOut:
                 description=tool.description,
                 parameters=schema["parameters"],
                 executor=tool.executor_label,
-                requires_approval=tool.requires_approval,
+                requires_approval=tool_asks_approval(tool),
                 server_state=server.state if server is not None else None,
             )
         )

@@ -204,7 +204,7 @@ class MCPConnection:
             function=run,
             timeout=self.config.timeout,
             source=f"mcp:{self.name}",
-            requires_approval=self.config.requires_approval,
+            approval="always" if self.config.requires_approval else "never",
         )
 
     # Calls. -----------------------------------------------------------------------------------

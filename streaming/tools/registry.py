@@ -3,9 +3,11 @@
 A server-side tool is an async function taking its validated arguments model; a client-side
 tool has no function here, the IDE runs it and posts the result back. The OpenAI ``tools``
 schema is generated from the arguments model (or, for tools described by a JSON schema such as
-MCP tools, from a ``SchemaArguments``). Active tools are dotted paths in ``settings.TOOLS``, plus
-the tools of the MCP servers in ``settings.MCP_SERVERS`` (``streaming.tools.mcp``), which come
-and go at run time; the registry class itself is ``settings.TOOL_REGISTRY``.
+MCP tools, from a ``SchemaArguments``). A server-side tool may ask for the user's approval
+before its calls run (``approval``; ``streaming.tools.approval`` decides). Active tools are
+dotted paths in ``settings.TOOLS``, plus the tools of the MCP servers in
+``settings.MCP_SERVERS`` (``streaming.tools.mcp``), which come and go at run time; the registry
+class itself is ``settings.TOOL_REGISTRY``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,9 @@ from pydantic import BaseModel
 logger = logging.getLogger(__name__)
 
 ToolFunction = Callable[[Any], Awaitable[Any]]
+#: Whether a call needs the user's approval: always, never, or a predicate over its validated
+#: arguments model.
+Approval = Literal["always", "never"] | Callable[[Any], bool]
 
 
 class ArgumentsSchema(Protocol):
@@ -45,11 +50,9 @@ class Tool:
     function: ToolFunction | None = None
     #: Seconds a server-side call may take; ``None`` means ``settings.TOOL_TIMEOUT_SECONDS``.
     timeout: float | None = None
+    approval: Approval = "never"
     #: Where a server-side tool comes from, when not compiled in: ``mcp:<server>``.
     source: str = ""
-    #: Whether calls need the user's approval (shown by GET /agent/tools; takes effect with
-    #: tool approvals).
-    requires_approval: bool = False
 
     @property
     def executor_label(self) -> str:
@@ -70,12 +73,17 @@ class Tool:
 
 
 def server_tool(
-    *, name: str, description: str, arguments: type[BaseModel], timeout: float | None = None
+    *,
+    name: str,
+    description: str,
+    arguments: type[BaseModel],
+    timeout: float | None = None,
+    approval: Approval = "never",
 ) -> Callable[[ToolFunction], Tool]:
     """Declare an async function as a server-side tool."""
 
     def wrap(function: ToolFunction) -> Tool:
-        return Tool(name, description, arguments, "server", function, timeout)
+        return Tool(name, description, arguments, "server", function, timeout, approval)
 
     return wrap
 
@@ -118,6 +126,11 @@ class ToolRegistry:
             raise ImproperlyConfigured(f"Two tools are named {tool.name!r}.")
         if tool.executor == "server" and tool.function is None:
             raise ImproperlyConfigured(f"Server-side tool {tool.name!r} has no function.")
+        if tool.executor == "client" and tool.approval != "never":
+            raise ImproperlyConfigured(
+                f"Client-side tool {tool.name!r} declares an approval: the client runs it and "
+                "asks its user itself; approval is for server-side tools."
+            )
         self._tools[tool.name] = tool
         self.__dict__.pop("_static_schemas", None)
         self._found_revision = None

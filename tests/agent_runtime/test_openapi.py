@@ -33,6 +33,7 @@ def test_schemas_are_pydantics_own() -> None:
     assert set(schemas) >= {
         "UserMessageRequest",
         "ToolResultRequest",
+        "ToolApprovalRequest",
         "StreamEventMetadata",
         "AssistantFinalMetadata",
         "ToolCallMetadata",

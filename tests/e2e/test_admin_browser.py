@@ -16,7 +16,12 @@ from django.utils import timezone
 
 from sessions.models import Message
 from tests.servers import Runtime
-from tests.sessions.factories import add_messages, make_session, tool_conversation
+from tests.sessions.factories import (
+    add_messages,
+    approval_conversation,
+    make_session,
+    tool_conversation,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -45,6 +50,7 @@ def conversations(runtime: Runtime) -> dict[str, int]:
     """A superuser and a few conversations, written before the browser starts (the ORM is
     not used while Playwright's event loop runs in this thread)."""
     User.objects.create_superuser("debugger", "debugger@example.com", PASSWORD)
+    approvals = approval_conversation("approval-session")
     now = timezone.now()
     for i, name in enumerate(["onboarding-chat", "refactor-help", "release-notes"]):
         make_session(name, last_activity_at=now - timedelta(hours=3 + i), messages=4 + 2 * i)
@@ -58,7 +64,7 @@ def conversations(runtime: Runtime) -> dict[str, int]:
     add_messages(needle, 1, content="Why does the zebra crossing have stripes?")
     make_session("in-progress", messages=1, running=True)
     tools = tool_conversation("calculator-session")
-    return {"tools": tools.pk}
+    return {"tools": tools.pk, "approvals": approvals.pk}
 
 
 @pytest.fixture
@@ -111,7 +117,7 @@ def test_debugging_a_conversation_in_the_admin(
     page.click("a[href='/admin/agent_sessions/session/']")
     page.wait_for_url(runtime.url + "/admin/agent_sessions/session/")
     rows = page.locator("#result_list tbody tr")
-    assert rows.count() == 8
+    assert rows.count() == 9
     names = page.locator("#result_list tbody th.field-session_id a").all_inner_texts()
     assert names[:2] == ["calculator-session", "in-progress"]
     headers = page.locator("#result_list thead th").all_inner_texts()
@@ -157,6 +163,25 @@ def test_debugging_a_conversation_in_the_admin(
     assert page.locator("#session_form textarea, #session_form input[type=text]").count() == 0
     assert page.locator("a.addlink").filter(has_text="message").count() == 0
     page.screenshot(path=str(screenshots / "admin-transcript.png"), full_page=True)
+
+    # The user's decisions on calls that asked for approval, with when, why and which request.
+    page.goto(runtime.url + f"/admin/agent_sessions/session/{conversations['approvals']}/change/")
+    calls = page.locator(".transcript-messages li.message .tool-call")
+    assert calls.count() == 3
+    approved, denied, waiting = (calls.nth(i).locator(".approval") for i in range(3))
+    assert approved.locator(".decision").inner_text() == "approved"
+    assert approved.locator(".request-id").inner_text() == "req-approve-7"
+    assert approved.locator(".decided-at").count() == 1
+    assert '"text": "hi there"' in approved.locator(".approved-arguments").inner_text()
+    assert denied.locator(".decision").inner_text() == "denied"
+    assert denied.locator(".reason").inner_text() == "keep the build"
+    assert denied.locator(".request-id").inner_text() == "req-deny-8"
+    assert waiting.locator(".decision").inner_text() == "not answered"
+    assert waiting.locator(".decided-at").count() == 0
+    denied_color = denied.locator(".decision").evaluate("e => getComputedStyle(e).color")
+    approved_color = approved.locator(".decision").evaluate("e => getComputedStyle(e).color")
+    assert denied_color != approved_color
+    page.screenshot(path=str(screenshots / "admin-tool-approvals.png"), full_page=True)
 
     # Adding is refused outright, and messages have no admin pages.
     assert page.goto(runtime.url + "/admin/agent_sessions/session/add/").status == 403

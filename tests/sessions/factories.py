@@ -6,7 +6,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from sessions.models import Message, Session
+from sessions.models import Message, Session, ToolApproval
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -88,4 +88,64 @@ def tool_conversation(session_id: str) -> Session:
     )
     session.last_seq = len(rows)
     session.save(update_fields=["last_seq"])
+    return session
+
+
+def approval_conversation(session_id: str) -> Session:
+    """A step with three calls that asked for approval: one approved (with the user's
+    arguments), one denied with a reason, one never answered; as the services store them."""
+    session = Session.objects.create(session_id=session_id, last_activity_at=timezone.now())
+    calls = [
+        {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+        for call_id, name, arguments in [
+            ("call_ok", "guarded", '{"text": "hello"}'),
+            ("call_no", "shell", '{"command": "rm -rf build"}'),
+            ("call_open", "guarded", '{"text": "later"}'),
+        ]
+    ]
+    turn_id = uuid.uuid4()
+    now = timezone.now()
+    rows = [
+        {"role": "user", "content": "Tidy up, please."},
+        {"role": "assistant", "content": "", "tool_calls": calls, "finish_reason": "tool_calls"},
+        {
+            "role": "tool",
+            "content": '{"error":"denied by the user","reason":"keep the build"}',
+            "tool_call_id": "call_no",
+            "tool_name": "shell",
+            "error_code": "denied",
+        },
+        {
+            "role": "tool",
+            "content": '{"text":"hi there"}',
+            "tool_call_id": "call_ok",
+            "tool_name": "guarded",
+        },
+    ]
+    Message.objects.bulk_create(
+        Message(session=session, seq=seq, turn_id=turn_id, **row)
+        for seq, row in enumerate(rows, start=1)
+    )
+    session.last_seq = len(rows)
+    session.save(update_fields=["last_seq"])
+    decided = {
+        "call_ok": {
+            "decision": "approved",
+            "arguments": '{"text": "hi there"}',
+            "request_id": "req-approve-7",
+        },
+        "call_no": {"decision": "denied", "reason": "keep the build", "request_id": "req-deny-8"},
+        "call_open": {},
+    }
+    for call in calls:
+        answer = decided[call["id"]]
+        ToolApproval.objects.create(
+            session=session,
+            call_id=call["id"],
+            tool_name=call["function"]["name"],
+            turn_id=turn_id,
+            requested_at=now,
+            decided_at=now + timedelta(seconds=5) if answer else None,
+            **answer,
+        )
     return session

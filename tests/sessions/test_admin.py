@@ -13,7 +13,12 @@ from django.test.utils import CaptureQueriesContext
 
 from sessions.admin import COLLAPSE_AFTER_CHARS
 from sessions.models import Message, Session
-from tests.sessions.factories import add_messages, make_session, tool_conversation
+from tests.sessions.factories import (
+    add_messages,
+    approval_conversation,
+    make_session,
+    tool_conversation,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -124,6 +129,22 @@ def test_the_transcript_is_in_order_with_tool_calls_and_results(admin_client: Cl
     assert "Six times seven is 42." in html
 
 
+def test_the_transcript_shows_each_approval_decision(admin_client: Client) -> None:
+    session = approval_conversation("approvals")
+    html = admin_client.get(change_url(session)).content.decode()
+    approvals = re.findall(r'<div class="approval approval-(\w+)">(.*?)</div>', html, re.S)
+    assert [kind for kind, _ in approvals] == ["approved", "denied", "waiting"]
+    approved, denied, waiting = (text(body) for _, body in approvals)
+    assert "approved" in approved
+    assert "req-approve-7" in approved
+    assert "run with the user's arguments" in approvals[0][1]
+    assert "&quot;text&quot;: &quot;hi there&quot;" in approvals[0][1]
+    assert "denied" in denied
+    assert "req-deny-8" in denied
+    assert "keep the build" in denied
+    assert "not answered" in waiting
+
+
 def test_a_500_message_transcript_is_paged_and_long_content_collapsed(
     admin_client: Client,
 ) -> None:
@@ -141,7 +162,7 @@ def test_a_500_message_transcript_is_paged_and_long_content_collapsed(
 def test_the_transcript_page_costs_the_same_queries_for_4_or_100_messages(
     admin_client: Client,
 ) -> None:
-    small = tool_conversation("small")
+    small = approval_conversation("small")
     big = make_session("big", messages=100)
     assert queries_for(admin_client, change_url(small)) == queries_for(
         admin_client, change_url(big)

@@ -38,9 +38,9 @@ def test_each_request_costs_a_constant_number_of_queries(
         detail = api.get("/agent/sessions/s0")
     with django_assert_num_queries(2):
         history = api.get("/agent/sessions/s0/messages", {"after": 1, "limit": 200})
-    # The delete locks the row, then deletes the messages and the session (plus the SAVEPOINT
-    # and RELEASE of its transaction, nested in the test's).
-    with django_assert_num_queries(5):
+    # The delete locks the row, then deletes the messages, the tool approvals and the session
+    # (plus the SAVEPOINT and RELEASE of its transaction, nested in the test's).
+    with django_assert_num_queries(6):
         deleted = api.delete("/agent/sessions/s0")
     assert [r.status_code for r in (first, second, detail, history, deleted)] == [
         200,
