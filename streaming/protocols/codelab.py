@@ -29,7 +29,7 @@ from streaming.engine.events import (
     TurnFailed,
     TurnFinished,
 )
-from streaming.engine.start import ToolOutput, UserInput
+from streaming.engine.start import ToolDecision, ToolOutput, TurnInput, UserInput
 from streaming.protocol import (
     AnyStreamRequest,
     ClientKey,
@@ -124,16 +124,12 @@ message_stream_adapter: TypeAdapter[AnyStreamRequest | CodelabEnvelope] = TypeAd
 )
 
 
-def codelab_turn_input(body: CodelabEnvelope) -> tuple[UserInput | ToolOutput, str | None]:
+def codelab_turn_input(body: CodelabEnvelope) -> tuple[TurnInput, str | None]:
     """What the envelope asks of the engine, and the new session's id when it makes one."""
     message = body.message
     if isinstance(message, SwitchAgent):
         raise UnsupportedMessageType(
             "switch_agent is not supported: this runtime has no agent profiles yet."
-        )
-    if isinstance(message, HitlDecision):
-        raise UnsupportedMessageType(
-            "hitl_decision is not supported: this runtime has no tool approval yet."
         )
     if isinstance(message, UserMessage):
         if len(message.content) > settings.MAX_MESSAGE_CHARS:
@@ -144,9 +140,11 @@ def codelab_turn_input(body: CodelabEnvelope) -> tuple[UserInput | ToolOutput, s
         return UserInput(body.session_id or new_session, message.content), new_session  # type: ignore[arg-type]
     if body.session_id is None:
         raise InvalidRequest(
-            "A tool_result needs the session_id of the turn that asked for it.",
+            f"A {message.type} needs the session_id of the turn that asked for it.",
             errors=[{"field": "session_id", "message": "Field required", "type": "missing"}],
         )
+    if isinstance(message, HitlDecision):
+        return _decision(body.session_id, message), None
     if message.error is not None and message.result is not None:
         raise InvalidRequest("Send either result or error, not both.")
     output = ToolOutput.of(
@@ -156,6 +154,29 @@ def codelab_turn_input(body: CodelabEnvelope) -> tuple[UserInput | ToolOutput, s
         error=message.error,
     )
     return output, None
+
+
+def _decision(session_id: str, message: HitlDecision) -> ToolDecision:
+    """``approve`` runs the call, ``edit`` runs it with the new arguments (validated when it
+    runs), ``reject`` denies it with the feedback as the reason the model reads."""
+    if message.decision == "edit" and message.modified_arguments is None:
+        raise InvalidRequest(
+            "An edit decision needs modified_arguments.",
+            errors=[
+                {
+                    "field": "message.modified_arguments",
+                    "message": "Field required",
+                    "type": "missing",
+                }
+            ],
+        )
+    return ToolDecision(
+        session_id=session_id,
+        call_id=message.call_id,
+        approved=message.decision != "reject",
+        reason=message.feedback or "",
+        arguments=message.modified_arguments if message.decision == "edit" else None,
+    )
 
 
 def _frame(event_id: int, chunk: dict[str, Any]) -> bytes:
@@ -175,6 +196,9 @@ def codelab_chunk(event: TurnEvent) -> dict[str, Any] | None:
             "arguments": event.arguments,
             "executor": event.executor,
         }
+        if event.approval_required:
+            metadata["approval"] = "required"
+            return _status(f"Tool {event.tool_name} waits for your approval", metadata)
         return _status(f"Calling tool {event.tool_name}", metadata)
     if isinstance(event, ToolResult):
         metadata = {"call_id": event.call_id, "tool_name": event.tool_name}
@@ -229,12 +253,21 @@ class _ClientCalls:
         if isinstance(event, ToolCallReady) and event.executor == "client" and not event.problem:
             self.calls.append(event)
             return []
-        if isinstance(event, TurnFinished) and event.pending_call_ids:
-            if self.calls:
-                return _client_calls(self.calls, event.pending_call_ids)
-            # A result was stored; the IDE is already running the step's other calls.
-            metadata = {"pending_call_ids": event.pending_call_ids}
-            return [{**_status("Waiting for the other tool results", metadata), "is_final": True}]
+        if isinstance(event, TurnFinished) and (event.pending_call_ids or event.awaiting_approval):
+            chunks = []
+            if event.awaiting_approval:
+                metadata: dict[str, Any] = {"awaiting_approval": event.awaiting_approval}
+                waiting = _status("Waiting for your approval (hitl_decision)", metadata)
+                chunks.append({**waiting, "is_final": not event.pending_call_ids})
+            if event.pending_call_ids and self.calls:
+                chunks += _client_calls(self.calls, event.pending_call_ids)
+            elif event.pending_call_ids:
+                # A result was stored; the IDE is already running the step's other calls.
+                metadata = {"pending_call_ids": event.pending_call_ids}
+                chunks.append(
+                    {**_status("Waiting for the other tool results", metadata), "is_final": True}
+                )
+            return chunks
         chunk = codelab_chunk(event)
         return [] if chunk is None else [chunk]
 

@@ -100,10 +100,6 @@ def test_two_client_calls_end_with_the_last_one_final(ide: CodelabIDE, devllm: D
             {"type": "switch_agent", "agent_type": "coder", "content": "write it"},
             "agent profiles",
         ),
-        (
-            {"type": "hitl_decision", "call_id": "c1", "decision": "approve"},
-            "tool approval",
-        ),
     ],
 )
 def test_unsupported_messages_are_refused_clearly(
@@ -136,3 +132,71 @@ def test_an_invalid_envelope_is_a_422_naming_the_field(ide: CodelabIDE) -> None:
     response = ide.post({"type": "plan_decision"})
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "message.type"
+
+
+@pytest.fixture(scope="module")
+def approval_runtime(runtime_factory) -> Runtime:  # type: ignore[no-untyped-def]
+    return runtime_factory(tools_requiring_approval="calculator")
+
+
+@pytest.fixture
+def approving_ide(approval_runtime: Runtime, devllm: DevLLM, transactional_db: None) -> CodelabIDE:
+    return CodelabIDE(approval_runtime.client, session_id="codelab-hitl")
+
+
+def _ask_for_calculation(ide: CodelabIDE, expr: str) -> dict:
+    """A turn whose server-side call waits: the IDE is told, never asked to run it."""
+    events = ide.say(f'/tool calculator {{"expr": "{expr}"}}')
+    assert not [e for e in events if e["type"] == "tool_call"]
+    waiting = [e for e in events if e["type"] == "status" and e["metadata"].get("approval")]
+    assert len(waiting) == 1
+    assert waiting[0]["metadata"]["tool_name"] == "calculator"
+    assert events[-1]["is_final"] is True
+    assert events[-1]["metadata"]["awaiting_approval"] == [waiting[0]["metadata"]["call_id"]]
+    return waiting[0]["metadata"]
+
+
+def _decide(ide: CodelabIDE, **decision: object) -> list[dict]:
+    start = len(ide.received)
+    response = ide.post({"type": "hitl_decision", **decision})
+    assert response.status_code == 200, response.text
+    return ide.received[start:]
+
+
+def test_hitl_approve_runs_the_call(approving_ide: CodelabIDE) -> None:
+    call = _ask_for_calculation(approving_ide, "6*7")
+    events = _decide(approving_ide, call_id=call["call_id"], decision="approve")
+    [result] = [e for e in events if e["type"] == "status" and "result" in e["metadata"]]
+    assert result["metadata"]["result"] == 42
+    assert "returned 42" in answer(events)
+
+
+def test_hitl_edit_runs_the_call_with_the_new_arguments(approving_ide: CodelabIDE) -> None:
+    call = _ask_for_calculation(approving_ide, "6*7")
+    events = _decide(
+        approving_ide,
+        call_id=call["call_id"],
+        decision="edit",
+        modified_arguments={"expr": "2+2"},
+    )
+    [result] = [e for e in events if e["type"] == "status" and "result" in e["metadata"]]
+    assert result["metadata"]["result"] == 4
+    assert "returned 4" in answer(events)
+
+
+def test_hitl_edit_with_invalid_arguments_is_a_tool_error(approving_ide: CodelabIDE) -> None:
+    call = _ask_for_calculation(approving_ide, "6*7")
+    events = _decide(
+        approving_ide, call_id=call["call_id"], decision="edit", modified_arguments={"nope": 1}
+    )
+    [failed] = [e for e in events if e["type"] == "status" and "error" in e["metadata"]]
+    assert failed["metadata"]["code"] == "invalid_arguments"
+
+
+def test_hitl_reject_sends_the_feedback_to_the_model(approving_ide: CodelabIDE) -> None:
+    call = _ask_for_calculation(approving_ide, "6*7")
+    events = _decide(approving_ide, call_id=call["call_id"], decision="reject", feedback="not now")
+    assert "not now" in answer(events)  # the development LLM reads the tool result back
+    stored = Message.objects.get(session__session_id="codelab-hitl", tool_call_id=call["call_id"])
+    assert stored.error_code == "denied"
+    assert "not now" in stored.content
