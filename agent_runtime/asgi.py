@@ -1,8 +1,7 @@
 """ASGI entry point: ``uvicorn agent_runtime.asgi:application``.
 
-Django's application, behind ``StreamEndpoint`` (which serves ``POST /agent/message/stream``
-itself) and a body size limit that refuses bodies over ``MAX_BODY_BYTES`` before anything
-reads them. No migrations here: the container runs them as an explicit step
+Django's application, behind a body size limit that refuses bodies over ``MAX_BODY_BYTES``
+before anything reads them. No migrations here: the container runs them as an explicit step
 (``docker/entrypoint.sh migrate``).
 """
 
@@ -32,10 +31,9 @@ from django.conf import settings  # noqa: E402
 from agent_runtime.body_limit import BodySizeLimit  # noqa: E402
 from agent_runtime.checks import validate_settings  # noqa: E402
 from agent_runtime.lifespan import Lifespan  # noqa: E402
-from streaming.endpoint import StreamEndpoint  # noqa: E402
+from agent_runtime.request_signals import request_started_trimmed  # noqa: E402
 
 validate_settings()
+request_started_trimmed()
 
-application = Lifespan(
-    BodySizeLimit(StreamEndpoint(django_application), max_bytes=settings.MAX_BODY_BYTES)
-)
+application = Lifespan(BodySizeLimit(django_application, max_bytes=settings.MAX_BODY_BYTES))

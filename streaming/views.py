@@ -45,7 +45,7 @@ async def message_stream(request: HttpRequest) -> HttpResponse:
 def stream_request_checked(
     body: UserMessageRequest | ToolResultRequest,
 ) -> UserMessageRequest | ToolResultRequest:
-    """The limits a parsed stream request must also meet (shared with ``streaming.endpoint``)."""
+    """The limits a parsed stream request must also meet."""
     if isinstance(body, UserMessageRequest) and len(body.content) > settings.MAX_MESSAGE_CHARS:
         raise PayloadTooLarge(f"content is longer than {settings.MAX_MESSAGE_CHARS} characters.")
     return body
