@@ -85,7 +85,7 @@ async def test_any_origin_with_a_star(settings) -> None:  # type: ignore[no-unty
     settings.CORS_ALLOW_ALL_ORIGINS = True
     settings.CORS_ALLOWED_ORIGINS = []
     response = await post({**JSON, "Origin": "https://anywhere.example.com"}, b"{}")
-    assert response["Access-Control-Allow-Origin"] in ("*", "https://anywhere.example.com")
+    assert response["Access-Control-Allow-Origin"] == "*"
     preflight = await AsyncClient().options(
         STREAM,
         headers={"Origin": "https://anywhere.example.com", "Access-Control-Request-Method": "POST"},
