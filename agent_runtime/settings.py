@@ -56,7 +56,7 @@ MIDDLEWARE = [
     "agent_runtime.middleware.CommonMiddleware",
     "agent_runtime.admin_only.AdminOnlyMiddleware",
 ]
-# What only the admin needs, run for ADMIN_PATH_PREFIXES only (agent_runtime.admin_only).
+# What only the admin needs, run for ADMIN_PATH_PREFIXES (below) only (agent_runtime.admin_only).
 ADMIN_MIDDLEWARE = [
     "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -64,7 +64,6 @@ ADMIN_MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
-ADMIN_PATH_PREFIXES = ("/admin/", "/static/")
 # Django's checks of these look for them in MIDDLEWARE by name; agent_runtime.checks runs them
 # on what the wrappers above stand for instead.
 SILENCED_SYSTEM_CHECKS = [
@@ -131,6 +130,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # The admin's static files are served by ServeStatic's async middleware under uvicorn, straight
 # from the installed apps (no collectstatic step); a reverse proxy may serve /static/ instead.
 SERVESTATIC_USE_FINDERS = True
+# The paths ADMIN_MIDDLEWARE runs for: the admin's pages and its static files.
+ADMIN_PATH_PREFIXES = ("/admin/", f"/{STATIC_URL}")
 USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
