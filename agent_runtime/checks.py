@@ -4,7 +4,6 @@ from django.conf import settings
 from django.core import checks
 from django.core.checks.registry import registry
 from django.core.exceptions import ImproperlyConfigured
-from django.test.utils import override_settings
 from django.utils.module_loading import import_string
 
 PLACEHOLDER_PREFIXES = ("change-me", "changeme", "your-internal-key", "your-secret-key")
@@ -120,6 +119,8 @@ def wrapped_middleware_deploy_check(
 ) -> list[checks.CheckMessage]:
     """Django's deployment checks as they would run with the wrapped middleware listed by
     name (e.g. HSTS is checked only when SecurityMiddleware is); reports what that adds."""
+    from django.test.utils import override_settings  # check time only, not in the server
+
     added: list[checks.CheckMessage] = []
     for check in registry.get_checks(include_deployment_checks=True):
         if checks.Tags.security not in getattr(check, "tags", ()):
