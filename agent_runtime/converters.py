@@ -4,7 +4,7 @@ from streaming.protocol import SESSION_ID_PATTERN
 
 
 class SessionIdConverter:
-    """A session id as ``shared/API.md`` defines it; anything else (a NUL byte, which
+    """A session id as ``docs/api.md`` defines it; anything else (a NUL byte, which
     PostgreSQL cannot even compare, or a 10 kB segment) is an unknown path: 404."""
 
     regex = SESSION_ID_PATTERN

@@ -1,4 +1,4 @@
-"""The shapes of ``StreamEvent.metadata``, one per kind of event (``shared/API.md``).
+"""The shapes of ``StreamEvent.metadata``, one per kind of event (``docs/api.md``).
 
 ``StreamEvent.metadata`` stays a plain dict on the hot path; these models document each shape
 in the OpenAPI document (as components) and may be used to build the dicts.

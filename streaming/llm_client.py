@@ -1,10 +1,8 @@
 """The one owner of the upstream HTTP client: OpenAI-compatible ``/v1/chat/completions``.
 
-One pooled ``httpx.AsyncClient`` per process, built from settings on first use. Its transport
-is aiohttp's (``httpx-aiohttp``: C HTTP parser, no anyio layer; about half the CPU per turn and
-per token of httpx's own, see docs/benchmarks.md) unless ``LLM_HTTP_TRANSPORT`` is ``httpx``.
-Requests go through the httpx API (so respx mocks them in tests); on the aiohttp transport
-the body is then read from aiohttp's buffer directly. The upstream SSE is decoded by
+One pooled ``httpx.AsyncClient`` per process, built from settings on first use, on aiohttp's
+transport (``httpx-aiohttp``) unless ``LLM_HTTP_TRANSPORT`` is ``httpx``. Requests and bodies
+go through the httpx API, so respx mocks them in tests. The upstream SSE is decoded by
 ``streaming.upstream_sse``; transport failures become the runtime's ``Upstream*`` errors.
 Which class serves is the ``LLM_CLIENT`` dotted path (tests and benchmarks swap it).
 """
@@ -26,7 +24,6 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from httpx_aiohttp import AiohttpTransport, HttpxAiohttpClient
-from httpx_aiohttp.transport import AiohttpResponseStream
 
 from agent_runtime.errors import (
     UpstreamDisconnected,
@@ -120,30 +117,8 @@ DRAIN_SECONDS = 0.25
 ByteReader = Callable[[], Awaitable[bytes]]
 
 
-class _AiohttpTransport(AiohttpTransport):
-    """httpx-aiohttp's transport, which also hands aiohttp's body buffer to ``_byte_reader``."""
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await super().handle_async_request(request)
-        if isinstance(response.stream, AiohttpResponseStream):
-            response.extensions[_AIOHTTP_BODY] = response.stream._aiohttp_response.content
-        return response
-
-
-_AIOHTTP_BODY = "agent_runtime.aiohttp_body"
-
-
 def _byte_reader(response: httpx.Response) -> ByteReader:
-    """A function returning the body's next bytes as they arrive; ``b""`` at its end.
-
-    On the aiohttp transport it reads aiohttp's buffer directly: httpx's layers of generators
-    (raw, bytes, text, lines) cost more per token than the rest of the relay. Elsewhere (the
-    httpx transport, respx in tests, a compressed body) it is httpx's decoded byte stream.
-    """
-    body = response.extensions.get(_AIOHTTP_BODY)
-    encoding = response.headers.get("Content-Encoding", "").strip().lower()
-    if body is not None and encoding in ("", "identity"):
-        return body.readany
+    """A function returning the body's next bytes as they arrive; ``b""`` at its end."""
     chunks = response.aiter_bytes()
 
     async def read() -> bytes:
@@ -203,7 +178,7 @@ class OpenAIChatClient:
         self.http = client_class(
             headers=headers,
             transport=(
-                None if settings.LLM_HTTP_TRANSPORT == "httpx" else _AiohttpTransport(limits=limits)
+                None if settings.LLM_HTTP_TRANSPORT == "httpx" else AiohttpTransport(limits=limits)
             ),
             timeout=httpx.Timeout(
                 connect=settings.LLM_CONNECT_TIMEOUT,
@@ -269,12 +244,18 @@ class OpenAIChatClient:
             body = (await response.aread())[:500].decode(errors="replace")
         except httpx.TransportError:
             body = ""
+        # The body may name the upstream's internals or quote the request: the log has it,
+        # the client gets the status and a generic message.
+        logger.warning(
+            "upstream error response",
+            extra={"upstream_status": response.status_code, "upstream_body": body},
+        )
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         if response.status_code == 429:
             raise UpstreamRateLimited(retry_after=retry_after)
         raise UpstreamHTTPError(
             response.status_code,
-            f"The language model server answered HTTP {response.status_code}: {body}".strip(),
+            f"The language model server answered HTTP {response.status_code}.",
             retry_after=retry_after,
         )
 

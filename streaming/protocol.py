@@ -1,4 +1,4 @@
-"""The wire protocol (``shared/API.md``): request bodies and SSE events as Pydantic models."""
+"""The seed wire format's request bodies and SSE events as Pydantic models (docs/api.md)."""
 
 from typing import Annotated, Any, Literal
 
@@ -36,7 +36,7 @@ EventType = Literal["assistant_message", "tool_call", "tool_result", "error"]
 
 
 class _StreamRequestBase(BaseModel):
-    # Unknown fields are ignored (API.md); the parsed request is immutable.
+    # Unknown fields are ignored (docs/api.md); the parsed request is immutable.
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     session_id: SessionId
@@ -64,7 +64,8 @@ class ToolResultRequest(_StreamRequestBase):
         return self
 
 
-def _request_kind(value: Any) -> str:
+def request_kind(value: Any) -> str:
+    """The flat request's ``type`` (``user_message`` when absent), for the discriminator."""
     kind = (
         value.get("type", "user_message")
         if isinstance(value, dict)
@@ -77,7 +78,7 @@ StreamRequest = Annotated[
     Annotated[UserMessageRequest, Tag("user_message")]
     | Annotated[ToolResultRequest, Tag("tool_result")],
     Discriminator(
-        _request_kind,
+        request_kind,
         custom_error_type="invalid_type",
         custom_error_message="type must be 'user_message' or 'tool_result'",
     ),
@@ -102,26 +103,6 @@ class StreamEvent(BaseModel):
         if self.metadata is not None:
             body["metadata"] = self.metadata
         return orjson.dumps(body)
-
-
-DONE_FRAME = b"data: [DONE]\n\n"
-PING_FRAME = b": ping\n\n"
-_TOKEN_HEAD = b'data: {"token":'
-_TOKEN_TAIL = b',"is_final":false,"type":"assistant_message"}\n\n'
-
-
-def event_frame(event_id: int, event: StreamEvent) -> bytes:
-    """Frame one validated event as ``id: <n>`` and ``data: <json>`` plus the blank line."""
-    return b"id: %d\ndata: " % event_id + event.to_json() + b"\n\n"
-
-
-def token_frame(event_id: int, token: str) -> bytes:
-    """The frame of ``StreamEvent(token=token, is_final=False, type="assistant_message")``.
-
-    The per-token hot path: the same bytes as :func:`event_frame` (a test holds the two
-    equal), without building a model per token.
-    """
-    return b"id: %d\n" % event_id + _TOKEN_HEAD + orjson.dumps(token) + _TOKEN_TAIL
 
 
 class CancelResult(BaseModel):

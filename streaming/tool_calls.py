@@ -71,14 +71,25 @@ class ToolCallAssembler:
 
     _parts: dict[int, dict[str, Any]] = field(default_factory=dict)
 
-    def add(self, delta: ToolCallDelta) -> None:
-        part = self._parts.setdefault(delta.index, {"id": None, "name": "", "arguments": []})
-        if delta.id:
-            part["id"] = delta.id
+    def add(self, delta: ToolCallDelta) -> tuple[str, str] | None:
+        """Add a fragment; for the first one of a call, its ``(call id, tool name)``."""
+        part = self._parts.get(delta.index)
+        if part is None:
+            # The id comes with the first fragment; a server that sends none gets one made up.
+            call_id = delta.id or f"call_{uuid.uuid4().hex[:24]}"
+            part = {"id": call_id, "name": delta.name or "", "arguments": []}
+            self._parts[delta.index] = part
+            if delta.arguments:
+                part["arguments"].append(delta.arguments)
+            return call_id, part["name"]
         if delta.name:
             part["name"] += delta.name
         if delta.arguments:
             part["arguments"].append(delta.arguments)
+        return None
+
+    def call_id(self, index: int) -> str:
+        return self._parts[index]["id"]
 
     def __bool__(self) -> bool:
         return bool(self._parts)
@@ -88,7 +99,7 @@ class ToolCallAssembler:
         for index in sorted(self._parts):
             part = self._parts[index]
             call = ToolCall(
-                id=part["id"] or f"call_{uuid.uuid4().hex[:24]}",
+                id=part["id"],
                 name=part["name"],
                 raw_arguments="".join(part["arguments"]),
             )
@@ -139,3 +150,13 @@ def tool_rejected(call: ToolCall) -> ToolOutcome:
     code = "unknown_tool" if call.tool is None else "invalid_arguments"
     telemetry.tool_called(tool_name=call.name, outcome=code, duration_s=0.0)
     return ToolOutcome(call, error=call.problem, error_code=code)
+
+
+def tool_over_limit(call: ToolCall, limit: int) -> ToolOutcome:
+    """The outcome of a call past ``TOOL_MAX_CALLS_PER_STEP``: it does not run."""
+    telemetry.tool_called(tool_name=call.name, outcome="tool_call_limit", duration_s=0.0)
+    return ToolOutcome(
+        call,
+        error=f"not executed: more than {limit} tool calls in one step",
+        error_code="tool_call_limit",
+    )

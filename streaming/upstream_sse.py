@@ -1,18 +1,57 @@
 """Incremental decoding of the upstream's Server-Sent Events, from bytes as they arrive.
 
 Model servers send one event per token, each a single ``data: {...}`` line and a blank line.
-That event is cut out of the bytes directly, once per token, without decoding lines one by
-one. Any other event (several lines, other fields, comments) and any stream that uses CR line
-ends goes through httpx-sse's decoders instead, so the spec's rules are the library's.
+That event is cut out of the bytes directly, without decoding lines one by one. Any other
+event (several lines, other fields, comments) and any stream that uses CR line ends goes
+through :class:`EventLines`, which follows the event-stream rules of the HTML standard.
 """
 
 from __future__ import annotations
 
 import codecs
-
-from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+import re
 
 _DATA = b"data: "
+_LINE = re.compile(r"([^\r\n]*)(\r\n|\r|\n)")
+
+
+class EventLines:
+    """The standard's line-by-line decoder; only the ``data`` field matters here."""
+
+    def __init__(self) -> None:
+        self.data: list[str] = []
+        self.partial = ""
+        #: The last chunk ended in CR: a LF starting the next one belongs to that line end.
+        self.after_cr = False
+
+    def feed(self, text: str) -> list[str]:
+        if self.after_cr and text.startswith("\n"):
+            text = text[1:]
+        self.after_cr = False
+        text = self.partial + text
+        found: list[str] = []
+        end = 0
+        for match in _LINE.finditer(text):
+            end = match.end()
+            self.line(match.group(1), found)
+        if end and text[end - 1] == "\r":
+            self.after_cr = True
+        self.partial = text[end:]
+        return found
+
+    def line(self, line: str, found: list[str]) -> None:
+        if not line:
+            if self.data:
+                found.append("\n".join(self.data))
+                self.data = []
+            return
+        if line.startswith(":"):
+            return  # a comment
+        name, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if name == "data":
+            self.data.append(value)
 
 
 class UpstreamEvents:
@@ -20,9 +59,8 @@ class UpstreamEvents:
 
     def __init__(self) -> None:
         self.buffer = b""
-        self.decoder = SSEDecoder()
-        # Set once the stream shows a CR: from then on, the library's line decoder.
-        self.lines: SSELineDecoder | None = None
+        # Set once the stream shows a CR: from then on, everything goes line by line.
+        self.lines: EventLines | None = None
         self.text = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def feed(self, chunk: bytes) -> list[bytes | str]:
@@ -37,40 +75,17 @@ class UpstreamEvents:
             if block.startswith(_DATA) and b"\n" not in block:
                 found.append(block[6:])
             else:
-                data = self._decode_block(block)
-                if data is not None:
-                    found.append(data)
+                found.extend(EventLines().feed(block.decode("utf-8", errors="replace") + "\n\n"))
         self.buffer = buffer[start:]
         return found
 
     def close(self) -> list[bytes | str]:
-        """At the body's end: an event a final lone CR completed (the rest is incomplete)."""
-        if self.lines is None:
-            return []
-        found: list[bytes | str] = []
-        for line in self.lines.flush():
-            event = self.decoder.decode(line)
-            if event is not None:
-                found.append(event.data)
-        return found
-
-    def _decode_block(self, block: bytes) -> str | None:
-        decode = self.decoder.decode
-        for line in block.decode("utf-8", errors="replace").split("\n"):
-            decode(line)
-        event = decode("")
-        return None if event is None else event.data
+        """At the body's end. An unfinished event is dropped, as the standard says."""
+        return []
 
     def _feed_lines(self, chunk: bytes) -> list[bytes | str]:
         if self.lines is None:
-            self.lines = SSELineDecoder()
+            self.lines = EventLines()
             chunk, self.buffer = self.buffer + chunk, b""
-        found: list[bytes | str] = []
         text = self.text.decode(chunk)
-        if not text:
-            return found
-        for line in self.lines.decode(text):
-            event = self.decoder.decode(line)
-            if event is not None:
-                found.append(event.data)
-        return found
+        return list(self.lines.feed(text)) if text else []

@@ -9,13 +9,15 @@ from django.views.decorators.csrf import csrf_exempt
 
 from agent_runtime.errors import MethodNotAllowed, PayloadTooLarge
 from agent_runtime.json_body import parse_json_body
-from streaming.protocol import (
-    CancelResult,
-    ToolResultRequest,
-    UserMessageRequest,
-    stream_request_adapter,
+from streaming.engine.start import turn_cancel, turn_events
+from streaming.protocol import CancelResult, ToolResultRequest, UserMessageRequest
+from streaming.protocols.codelab import (
+    CodelabEnvelope,
+    codelab_stream,
+    codelab_turn_input,
+    message_stream_adapter,
 )
-from streaming.turns import turn_cancel, turn_stream
+from streaming.protocols.seed import seed_stream, seed_turn_input
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -27,19 +29,25 @@ class EventStreamResponse(StreamingHttpResponse):
 
     def __init__(self, frames: AsyncIterator[bytes], **kwargs: Any) -> None:
         super().__init__(frames, content_type="text/event-stream", **kwargs)
+        self.frames = frames
         self["Cache-Control"] = "no-cache"
         self["X-Accel-Buffering"] = "no"
 
     def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
-        return self._iterator
+        return self.frames
 
 
 @csrf_exempt  # authenticated by X-Internal-Auth, not by a browser cookie
 async def message_stream(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         raise MethodNotAllowed()
-    body = stream_request_checked(parse_json_body(request, stream_request_adapter))
-    return EventStreamResponse(await turn_stream(request=body))
+    body = parse_json_body(request, message_stream_adapter)
+    if isinstance(body, CodelabEnvelope):  # the Codelab gateway's dialect
+        turn_input, new_session_id = codelab_turn_input(body)
+        events = await turn_events(turn_input=turn_input)
+        return EventStreamResponse(codelab_stream(events, new_session_id=new_session_id))
+    events = await turn_events(turn_input=seed_turn_input(stream_request_checked(body)))
+    return EventStreamResponse(seed_stream(events))
 
 
 def stream_request_checked(

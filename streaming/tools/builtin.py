@@ -1,4 +1,4 @@
-"""The tools that ship with the runtime (``shared/API.md``)."""
+"""The tools that ship with the runtime (``docs/api.md``)."""
 
 from pydantic import BaseModel, Field
 

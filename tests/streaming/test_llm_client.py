@@ -165,13 +165,22 @@ async def test_rate_limit_carries_retry_after(client: OpenAIChatClient) -> None:
 @pytest.mark.parametrize(
     ("status", "retryable"), [(500, True), (503, True), (400, False), (401, False)]
 )
-async def test_http_errors(client: OpenAIChatClient, status: int, retryable: bool) -> None:
-    respx.post(URL).mock(return_value=httpx.Response(status, json={"error": {"message": "nope"}}))
+async def test_http_errors(
+    client: OpenAIChatClient, status: int, retryable: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = {"error": {"message": "nope: internal-host-7 " + "x" * 1000}}
+    respx.post(URL).mock(return_value=httpx.Response(status, json=body))
     with pytest.raises(UpstreamHTTPError) as raised:
         await collect(client)
     assert raised.value.status_code == status
     assert raised.value.retryable is retryable
-    assert "nope" in raised.value.detail
+    # The client is told the status only; the upstream's body, truncated, goes to the log.
+    assert raised.value.detail == f"The language model server answered HTTP {status}."
+    (record,) = [r for r in caplog.records if r.getMessage() == "upstream error response"]
+    assert record.levelname == "WARNING"
+    assert record.upstream_status == status  # type: ignore[attr-defined]
+    assert "nope: internal-host-7" in record.upstream_body  # type: ignore[attr-defined]
+    assert len(record.upstream_body) == 500  # type: ignore[attr-defined]
 
 
 @respx.mock
@@ -363,25 +372,3 @@ async def test_events_cut_anywhere_by_the_network_arrive_whole(
         await client.aclose()
         server.close()
     assert deltas == [ContentDelta("été"), ContentDelta("b"), StreamEnd("stop", {}, "m1")]
-
-
-async def test_on_the_aiohttp_transport_the_body_is_read_from_aiohttps_buffer(settings) -> None:  # type: ignore[no-untyped-def]
-    """The per-token fast path: no httpx byte/text/line generators between socket and parser."""
-    import aiohttp
-
-    from streaming.llm_client import _byte_reader
-
-    server = await chunked_server([sse(delta(content="a"), finish())])
-    settings.LLM_PROXY_URL = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    settings.LLM_HTTP_TRANSPORT = "aiohttp"
-    client = OpenAIChatClient()
-    try:
-        request = client.http.build_request("POST", client.url, content=b"{}")
-        response = await client.http.send(request, stream=True)
-        read = _byte_reader(response)
-        assert isinstance(getattr(read, "__self__", None), aiohttp.StreamReader)
-        assert b"data: " in await read()
-        await response.aclose()
-    finally:
-        await client.aclose()
-        server.close()

@@ -7,10 +7,9 @@ from streaming.protocol import (
     StreamEvent,
     ToolResultRequest,
     UserMessageRequest,
-    event_frame,
     stream_request_adapter,
-    token_frame,
 )
+from streaming.protocols.seed import event_frame, token_frame
 
 
 @pytest.mark.parametrize(

@@ -1,22 +1,19 @@
-"""The upstream SSE decoder: the same events as httpx-sse's decoders, however the bytes arrive."""
+"""The upstream SSE decoder: the same events as httpx-sse's, however the bytes arrive."""
 
 import itertools
 import random
 
+import httpx
 import pytest
-from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+from httpx_sse import EventSource
 
 from streaming.upstream_sse import UpstreamEvents
 
 
 def reference(body: bytes) -> list[str]:
-    """The data of each event, decoded by httpx-sse from the whole body at once."""
-    lines, decoder, found = SSELineDecoder(), SSEDecoder(), []
-    for line in [*lines.decode(body.decode()), *lines.flush()]:
-        event = decoder.decode(line)
-        if event is not None:
-            found.append(event.data)
-    return found
+    """The data of each event, decoded by httpx-sse (its public API) from the whole body."""
+    response = httpx.Response(200, headers={"Content-Type": "text/event-stream"}, content=body)
+    return [event.data for event in EventSource(response).iter_sse()]
 
 
 def decoded(body: bytes, cuts: list[int]) -> list[str]:
@@ -40,6 +37,9 @@ BODIES = {
     "crlf after lf": b"data: a\n\ndata: b\r\n\r\ndata: c\n\n",
     "unfinished last event": b"data: a\n\ndata: b\n",
     "empty data": b"data: \n\ndata: a\n\n",
+    "a field with no colon": b"data\n\ndata: a\n\n",
+    "a value with two spaces": b"data:  x\n\n",
+    "comment only, then lf after cr": b": c\n\ndata: a\r\n\r\n",
 }
 
 

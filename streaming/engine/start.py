@@ -1,0 +1,170 @@
+"""Opening a turn: the engine's entry points, and the busy-session policy.
+
+Each entry point does its database work before it returns, so that a busy session or an
+unknown tool call is an error the caller can answer before any event; what it returns is the
+turn's events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from agent_runtime.errors import SessionBusy, TurnStillRunning
+from sessions import services
+from sessions.models import Message
+from sessions.records import TurnStart
+from streaming.active_turns import active_turns
+from streaming.engine.events import TextDelta, TurnEvent, TurnFinished
+from streaming.engine.turn import Turn
+
+
+@dataclass(slots=True, frozen=True)
+class UserInput:
+    """A user's message for a session. ``message_id`` is the client's idempotency key."""
+
+    session_id: str
+    content: str
+    message_id: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class ToolOutput:
+    """A client-side tool's outcome: ``content`` is what the model reads."""
+
+    session_id: str
+    call_id: str
+    content: str
+    error_code: str = ""
+
+    @classmethod
+    def of(cls, *, session_id: str, call_id: str, result: Any, error: str | None) -> ToolOutput:
+        """From a result (any JSON value; a string is taken as it is) or an error message."""
+        if error is not None:
+            return cls(session_id, call_id, orjson.dumps({"error": error}).decode(), "tool_error")
+        content = result if isinstance(result, str) else orjson.dumps(result).decode()
+        return cls(session_id, call_id, content)
+
+
+async def turn_events(*, turn_input: UserInput | ToolOutput) -> AsyncIterator[TurnEvent]:
+    """Open the turn a user message or a tool result starts: its events."""
+    if isinstance(turn_input, UserInput):
+        return await turn_start(user_input=turn_input)
+    return await turn_continue(tool_output=turn_input)
+
+
+async def turn_start(*, user_input: UserInput) -> AsyncIterator[TurnEvent]:
+    """Open a user turn; raises ``SessionBusy`` (and the like) before any event."""
+    turn_id = uuid.uuid4()
+    start = await _open_when_free(
+        session_id=user_input.session_id,
+        turn_id=turn_id,
+        open_turn=lambda: services.turn_open(
+            session_id=user_input.session_id,
+            turn_id=turn_id,
+            content=user_input.content,
+            client_message_id=user_input.message_id,
+        ),
+    )
+    if start.replay is not None:
+        return _replayed_events(start)
+    return Turn(start, session_id=user_input.session_id).events()
+
+
+async def turn_continue(*, tool_output: ToolOutput) -> AsyncIterator[TurnEvent]:
+    """Store a client tool's result; the continuation's events once the step has them all."""
+    turn_id = uuid.uuid4()
+    start = await _open_or_abandon(
+        session_id=tool_output.session_id,
+        turn_id=turn_id,
+        open_turn=lambda: services.tool_result_submit(
+            session_id=tool_output.session_id,
+            turn_id=turn_id,
+            call_id=tool_output.call_id,
+            content=tool_output.content,
+            error_code=tool_output.error_code,
+        ),
+    )
+    if start.pending_call_ids:
+        return _still_pending_events(start.pending_call_ids)
+    return Turn(start, session_id=tool_output.session_id).events()
+
+
+async def turn_cancel(*, session_id: str) -> uuid.UUID | None:
+    """Stop the session's running turn, on whichever worker runs it; its id, or None if idle."""
+    turn_id = await sync_to_async(services.turn_cancel_request)(session_id=session_id)
+    if turn_id is not None:
+        active_turns.cancel_local(turn_id)  # at once when it runs here; else the watcher's poll
+    return turn_id
+
+
+async def _open_or_abandon(
+    *, session_id: str, turn_id: uuid.UUID, open_turn: Callable[[], TurnStart]
+) -> TurnStart:
+    """Open a turn; if the caller goes away meanwhile, give the session back.
+
+    The database work finishes in its thread even when the request is cancelled, so a lease
+    may have been taken for a turn that will never run: release it at once rather than let
+    the session look busy until the lease expires.
+    """
+    try:
+        return await sync_to_async(open_turn)()
+    except asyncio.CancelledError:
+        await asyncio.shield(
+            sync_to_async(services.turn_abandon)(session_id=session_id, turn_id=turn_id)
+        )
+        raise
+
+
+async def _open_when_free(
+    *, session_id: str, turn_id: uuid.UUID, open_turn: Callable[[], TurnStart]
+) -> TurnStart:
+    """Open the turn, applying ``SESSION_BUSY_STRATEGY`` while another one runs."""
+    strategy = settings.SESSION_BUSY_STRATEGY
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + settings.SESSION_BUSY_WAIT_SECONDS
+    asked_to_cancel = False
+    while True:
+        try:
+            return await _open_or_abandon(
+                session_id=session_id, turn_id=turn_id, open_turn=open_turn
+            )
+        except TurnStillRunning:
+            raise
+        except SessionBusy:
+            if strategy == "reject" or loop.time() >= deadline:
+                raise
+            if strategy == "interrupt" and not asked_to_cancel:
+                await turn_cancel(session_id=session_id)
+                asked_to_cancel = True
+            await asyncio.sleep(0.05)
+
+
+async def _still_pending_events(call_ids: list[str]) -> AsyncIterator[TurnEvent]:
+    """The result was stored; other client-side calls of the step still wait for theirs."""
+    yield TurnFinished("complete", "tool_calls", pending_call_ids=call_ids)
+
+
+async def _replayed_events(start: TurnStart) -> AsyncIterator[TurnEvent]:
+    """A repeated ``message_id``: the stored answer, as a turn's events."""
+    last = None
+    for message in start.replay or ():
+        if message.role == Message.Role.ASSISTANT and message.content:
+            yield TextDelta(message.content)
+        last = message
+    if last is None:
+        yield TurnFinished("complete", None, usage=None, replayed=True)
+    else:
+        yield TurnFinished(
+            last.status,  # type: ignore[arg-type]
+            last.finish_reason or None,
+            last.usage,
+            replayed=True,
+        )

@@ -1,0 +1,83 @@
+"""One step of a turn: a model call's text and tool calls, and the outcomes of those calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import orjson
+
+from sessions.models import Message
+from sessions.records import NewMessage
+from streaming.engine.events import ToolCallReady, ToolResult
+from streaming.llm_client import StreamEnd
+from streaming.tool_calls import ToolCall, ToolCallAssembler, ToolOutcome
+
+#: The result stored for a call the turn stopped before it had one.
+INTERRUPTED_TOOL = orjson.dumps({"error": "not executed: the turn was stopped"}).decode()
+
+
+@dataclass
+class Step:
+    number: int
+    parts: list[str] = field(default_factory=list)
+    end: StreamEnd = field(default_factory=StreamEnd)
+    assembler: ToolCallAssembler = field(default_factory=ToolCallAssembler)
+    #: The step's whole calls, once the model call ended with some.
+    calls: list[ToolCall] | None = None
+    outcomes: dict[str, ToolOutcome] = field(default_factory=dict)
+    #: What the step produced is stored.
+    stored: bool = False
+
+    def pending_client_calls(self) -> list[ToolCall]:
+        return [c for c in self.calls or () if c.id not in self.outcomes]
+
+    def outcome_event(self, outcome: ToolOutcome) -> ToolResult:
+        """Keep a call's outcome and describe it as an event."""
+        self.outcomes[outcome.call.id] = outcome
+        return ToolResult(
+            call_id=outcome.call.id,
+            tool_name=outcome.call.name,
+            result=outcome.result,
+            error=outcome.error,
+            error_code=outcome.error_code,
+        )
+
+    def assistant_message(self, *, status: str, model: str, error_code: str = "") -> NewMessage:
+        return NewMessage(
+            role=Message.Role.ASSISTANT,
+            content="".join(self.parts),
+            status=status,
+            model=self.end.model or model,
+            usage=self.end.usage,
+            finish_reason=self.end.finish_reason or "",
+            error_code=error_code,
+            tool_calls=[c.openai() for c in self.calls] if self.calls else None,
+        )
+
+    def tool_messages(self, *, stopped: bool) -> list[NewMessage]:
+        """The step's results in call order; with ``stopped``, a result for every call."""
+        messages = []
+        for call in self.calls or ():
+            outcome = self.outcomes.get(call.id)
+            if outcome is None and not stopped:
+                continue  # a client-side call: its result comes later
+            messages.append(
+                NewMessage(
+                    role=Message.Role.TOOL,
+                    content=outcome.content() if outcome else INTERRUPTED_TOOL,
+                    tool_call_id=call.id,
+                    tool_name=call.name,
+                    error_code=outcome.error_code if outcome else "not_executed",
+                )
+            )
+        return messages
+
+
+def call_ready_event(call: ToolCall) -> ToolCallReady:
+    return ToolCallReady(
+        call_id=call.id,
+        tool_name=call.name,
+        arguments=call.wire_arguments(),
+        executor=call.executor,
+        problem=call.problem,
+    )

@@ -1,0 +1,259 @@
+"""The loop of one turn: model calls and the tools they ask for, as typed events.
+
+Everything the turn waits for (upstream deltas, tool outcomes, a cancel, a heartbeat tick)
+arrives on one queue, so the turn can always send a heartbeat or stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from django.conf import settings
+
+from agent_runtime.errors import UpstreamError
+from sessions.models import Message
+from sessions.records import TurnStart
+from streaming import telemetry
+from streaming.active_turns import active_turns
+from streaming.engine.events import (
+    HEARTBEAT,
+    StepFinished,
+    TextDelta,
+    ToolCallArgsDelta,
+    ToolCallStarted,
+    TurnEvent,
+    TurnFailed,
+    TurnFinished,
+)
+from streaming.engine.heartbeat import HeartbeatTimer
+from streaming.engine.model_call import CALL_END, ModelCall
+from streaming.engine.recording import step_store, turn_store_end
+from streaming.engine.step import Step, call_ready_event
+from streaming.llm_client import ContentDelta, StreamEnd, ToolCallDelta, get_llm_client
+from streaming.tool_calls import ToolCall, ToolOutcome, tool_over_limit, tool_rejected, tool_run
+from streaming.tools.registry import get_tool_registry
+
+_CANCEL = object()
+
+# Clean-up tasks still running; a strong reference keeps each alive until it is done.
+_cleanups: set[asyncio.Task[None]] = set()
+
+
+class TurnCancelled(Exception):
+    """The cancel endpoint, or a newer turn under the ``interrupt`` strategy, stopped it."""
+
+
+class Turn:
+    """Runs the model/tool loop of one opened turn and stores its outcome exactly once."""
+
+    def __init__(self, start: TurnStart, *, session_id: str) -> None:
+        self.start = start
+        self.session_id = session_id
+        self.client = get_llm_client()
+        self.model = getattr(self.client, "model", "")
+        self.registry = get_tool_registry()
+        self.loop = asyncio.get_running_loop()
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.messages = list(start.history)
+        self.usage: dict[str, int] = {}
+        self.started_at = self.loop.time()
+        self.first_token_at: float | None = None
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.call: ModelCall | None = None
+        self.pump: asyncio.Task[None] | None = None
+        self.step: Step | None = None
+        #: The lease was given up by storing a step that waits for client-side results.
+        self.ended_by_step = False
+
+    async def events(self) -> AsyncIterator[TurnEvent]:
+        turn_id = self.start.turn_id
+        active_turns.add(turn_id, lambda: self.queue.put_nowait(_CANCEL))
+        telemetry.turn_started(session_id=self.session_id, turn_id=turn_id)
+        self.heartbeat = HeartbeatTimer(
+            interval=settings.HEARTBEAT_SECONDS, beat=lambda: self.queue.put_nowait(HEARTBEAT)
+        )
+        status: str = Message.Status.INTERRUPTED
+        error: UpstreamError | None = None
+        final: TurnEvent
+        try:
+            while True:
+                step = self._begin_step()
+                async for event in self._model_step(step):
+                    yield event
+                if not step.assembler:
+                    status = Message.Status.COMPLETE
+                    yield StepFinished(step.number, step.end.finish_reason, step.end.usage)
+                    final = TurnFinished("complete", step.end.finish_reason, self.usage)
+                    break
+                async for event in self._tool_step(step):
+                    yield event
+                history = await step_store(start=self.start, step=step, model=self.model)
+                if history is not None:
+                    self.messages = history
+                yield StepFinished(step.number, step.end.finish_reason, step.end.usage)
+                if pending := [c.id for c in step.pending_client_calls()]:
+                    self.ended_by_step = True
+                    status = Message.Status.COMPLETE
+                    final = TurnFinished(
+                        "complete", step.end.finish_reason, self.usage, pending_call_ids=pending
+                    )
+                    break
+                if step.number >= settings.TOOL_MAX_STEPS:
+                    status = Message.Status.COMPLETE
+                    final = TurnFailed(
+                        "tool_step_limit",
+                        f"Stopped after {step.number} model calls that all asked for tools "
+                        "(AGENT_RUNTIME__TOOL_MAX_STEPS).",
+                    )
+                    break
+        except TurnCancelled:
+            status = Message.Status.CANCELLED
+            final = TurnFinished("cancelled", "cancelled", self.usage)
+        except UpstreamError as exc:
+            status, error = Message.Status.FAILED, exc
+            final = TurnFailed(exc.code, exc.detail)
+        finally:
+            # Runs on every way out, the reader's leaving (CancelledError/GeneratorExit)
+            # included: stop what still runs, store the answer so far, release the session.
+            self.heartbeat.stop()
+            active_turns.remove(turn_id)
+            # One shielded task does the clean-up: the reader leaving while it runs (a
+            # cancellation of this task) must not skip any of it.
+            cleanup = self.loop.create_task(self._finish(status, error))
+            _cleanups.add(cleanup)
+            cleanup.add_done_callback(_cleanups.discard)
+            await asyncio.shield(cleanup)
+        yield final
+
+    # Steps. -----------------------------------------------------------------------------------
+
+    def _begin_step(self) -> Step:
+        number = 1 if self.step is None else self.step.number + 1
+        self.step = step = Step(number)
+        self.call = ModelCall(client=self.client, put=self.queue.put_nowait)
+        tools = self.registry.openai_schemas or None
+        self.pump = self._spawn(self.call.run(messages=self.messages, tools=tools))
+        return step
+
+    async def _model_step(self, step: Step) -> AsyncIterator[TurnEvent]:
+        """The events of one model call, until it ends."""
+        queue = self.queue
+        touch = self.heartbeat.touch
+        while True:
+            item = await queue.get()
+            kind = type(item)
+            if kind is ContentDelta:
+                if self.first_token_at is None:
+                    self.first_token_at = self.loop.time()
+                step.parts.append(item.text)
+                touch()
+                yield TextDelta(item.text)
+            elif kind is ToolCallDelta:
+                started = step.assembler.add(item)
+                touch()
+                if started is not None:
+                    yield ToolCallStarted(*started)
+                if item.arguments:
+                    yield ToolCallArgsDelta(step.assembler.call_id(item.index), item.arguments)
+            elif kind is StreamEnd:
+                step.end = item
+                self._add_usage(item.usage)
+            elif item is CALL_END:
+                return
+            elif (event := self._signal(item)) is not None:
+                yield event
+
+    async def _tool_step(self, step: Step) -> AsyncIterator[TurnEvent]:
+        """Announce the step's calls, run the server-side ones concurrently, relay outcomes."""
+        calls = step.assembler.calls(self.registry)
+        limit = settings.TOOL_MAX_CALLS_PER_STEP
+        # The calls past the limit are answered here and left out of the step (and so of the
+        # history): a model that asks for thousands cannot make the turn store thousands.
+        calls, over_limit = calls[:limit], calls[limit:]
+        step.calls = calls
+        self.heartbeat.touch()
+        for call in calls:
+            yield call_ready_event(call)
+        for call in over_limit:
+            yield call_ready_event(call)
+            yield step.outcome_event(tool_over_limit(call, limit))
+        for call in calls:
+            if call.problem is not None:
+                yield step.outcome_event(tool_rejected(call))
+        running = [c for c in calls if c.problem is None and c.executor == "server"]
+        for call in running:
+            self._spawn(self._run_tool(call))
+        while any(c.id not in step.outcomes for c in running):
+            item = await self.queue.get()
+            if type(item) is ToolOutcome:
+                self.heartbeat.touch()
+                yield step.outcome_event(item)
+            elif (event := self._signal(item)) is not None:
+                yield event
+
+    async def _run_tool(self, call: ToolCall) -> None:
+        self.queue.put_nowait(await tool_run(call))
+
+    # The end. ---------------------------------------------------------------------------------
+
+    async def _finish(self, status: str, error: UpstreamError | None) -> None:
+        await self._stop()
+        if not self.ended_by_step:
+            await turn_store_end(
+                start=self.start, step=self.step, status=status, error=error, model=self.model
+            )
+        telemetry.turn_finished(
+            session_id=self.session_id,
+            turn_id=self.start.turn_id,
+            outcome=status if error is None else "failed",
+            duration_s=self.loop.time() - self.started_at,
+            ttft_s=None if self.first_token_at is None else self.first_token_at - self.started_at,
+            usage=self.usage,
+            steps=0 if self.step is None else self.step.number,
+        )
+
+    async def _stop(self) -> None:
+        """Hang up on the model and stop the tools; nothing of the turn runs after this."""
+        if self.call is not None:
+            with contextlib.suppress(Exception):
+                await self.call.hang_up()
+        for task in self.tasks:
+            if task is not self.pump:
+                task.cancel()  # tools and retry sleeps: ours, safe to cancel anywhere
+        if self.pump is not None and not self.pump.done():
+            assert self.call is not None
+            if not self.call.reading:  # between attempts, asleep: cancelling is harmless
+                self.pump.cancel()
+                return
+            done, _ = await asyncio.wait([self.pump], timeout=1.0)
+            if not done:  # a client that ignores hang-ups: the last resort
+                self.pump.cancel()
+
+    # Helpers. ---------------------------------------------------------------------------------
+
+    def _spawn(self, coroutine: Any) -> asyncio.Task[None]:
+        task = self.loop.create_task(coroutine)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+    def _signal(self, item: Any) -> TurnEvent | None:
+        """A queue item that is not the step's data: a heartbeat, or raise to stop the turn."""
+        if item is HEARTBEAT:
+            self.heartbeat.touch()
+            return HEARTBEAT
+        if type(item) is ToolOutcome:  # a late outcome of a stopped step
+            return None
+        if item is _CANCEL:
+            raise TurnCancelled()
+        if isinstance(item, UpstreamError):
+            raise item
+        raise AssertionError(f"unexpected queue item {item!r}")
+
+    def _add_usage(self, usage: dict[str, int]) -> None:
+        for key, value in usage.items():
+            if isinstance(value, int):
+                self.usage[key] = self.usage.get(key, 0) + value

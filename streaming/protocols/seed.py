@@ -1,0 +1,105 @@
+"""The runtime's own SSE format: ``id:`` and ``data: {token, is_final, type, metadata}``.
+
+Every event that reaches the client gets the next ``id:``; text deltas are framed without
+building a model per token; heartbeats are ``: ping`` comments; ``data: [DONE]`` ends it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from typing import Any
+
+import orjson
+
+from streaming.engine.events import (
+    Heartbeat,
+    TextDelta,
+    ToolCallReady,
+    ToolResult,
+    TurnEvent,
+    TurnFailed,
+    TurnFinished,
+)
+from streaming.engine.start import ToolOutput, UserInput
+from streaming.protocol import StreamEvent, ToolResultRequest, UserMessageRequest
+
+DONE_FRAME = b"data: [DONE]\n\n"
+PING_FRAME = b": ping\n\n"
+_TOKEN_HEAD = b'data: {"token":'
+_TOKEN_TAIL = b',"is_final":false,"type":"assistant_message"}\n\n'
+
+
+def event_frame(event_id: int, event: StreamEvent) -> bytes:
+    """Frame one event as ``id: <n>`` and ``data: <json>`` plus the blank line."""
+    return b"id: %d\ndata: " % event_id + event.to_json() + b"\n\n"
+
+
+def token_frame(event_id: int, token: str) -> bytes:
+    """The frame of ``StreamEvent(token=token, is_final=False, type="assistant_message")``.
+
+    The per-token hot path: the same bytes as :func:`event_frame` (a test holds the two
+    equal), without building a model per token.
+    """
+    return b"id: %d\n" % event_id + _TOKEN_HEAD + orjson.dumps(token) + _TOKEN_TAIL
+
+
+def seed_turn_input(body: UserMessageRequest | ToolResultRequest) -> UserInput | ToolOutput:
+    """What a parsed stream request asks of the engine."""
+    if isinstance(body, UserMessageRequest):
+        return UserInput(body.session_id, body.content, body.message_id)
+    return ToolOutput.of(
+        session_id=body.session_id, call_id=body.call_id, result=body.result, error=body.error
+    )
+
+
+def seed_event(event: TurnEvent) -> StreamEvent | None:
+    """The seed event for a turn event; None for the events this format does not show."""
+    if isinstance(event, ToolCallReady):
+        return StreamEvent(
+            token="",
+            is_final=False,
+            type="tool_call",
+            metadata={
+                "call_id": event.call_id,
+                "tool_name": event.tool_name,
+                "arguments": event.arguments,
+                "executor": event.executor,
+            },
+        )
+    if isinstance(event, ToolResult):
+        metadata: dict[str, Any] = {"call_id": event.call_id, "tool_name": event.tool_name}
+        if event.error is not None:
+            metadata["error"] = event.error
+        else:
+            metadata["result"] = event.result
+        return StreamEvent(token="", is_final=False, type="tool_result", metadata=metadata)
+    if isinstance(event, TurnFinished):
+        if event.pending_call_ids is not None:
+            metadata = {"pending_call_ids": event.pending_call_ids}
+            return StreamEvent(token="", is_final=True, type="tool_call", metadata=metadata)
+        metadata = {"replayed": True} if event.replayed else {}
+        if event.usage is not None:
+            metadata.update({"finish_reason": event.finish_reason, "usage": event.usage})
+        return StreamEvent(token="", is_final=True, type="assistant_message", metadata=metadata)
+    if isinstance(event, TurnFailed):
+        metadata = {"code": event.code, "message": event.message}
+        return StreamEvent(token="", is_final=True, type="error", metadata=metadata)
+    return None
+
+
+async def seed_stream(events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
+    """A turn's events as the bytes of the seed format."""
+    event_id = 0
+    async with aclosing(events):
+        async for event in events:
+            kind = type(event)
+            if kind is TextDelta:
+                event_id += 1
+                yield token_frame(event_id, event.text)  # type: ignore[union-attr]
+            elif kind is Heartbeat:
+                yield PING_FRAME
+            elif (seed := seed_event(event)) is not None:
+                event_id += 1
+                yield event_frame(event_id, seed)
+    yield DONE_FRAME
