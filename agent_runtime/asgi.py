@@ -31,7 +31,9 @@ from django.conf import settings  # noqa: E402
 from agent_runtime.body_limit import BodySizeLimit  # noqa: E402
 from agent_runtime.checks import validate_settings  # noqa: E402
 from agent_runtime.lifespan import Lifespan  # noqa: E402
+from agent_runtime.request_signals import request_started_trimmed  # noqa: E402
 
 validate_settings()
+request_started_trimmed()
 
 application = Lifespan(BodySizeLimit(django_application, max_bytes=settings.MAX_BODY_BYTES))

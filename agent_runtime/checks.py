@@ -2,6 +2,7 @@
 
 from django.conf import settings
 from django.core import checks
+from django.core.checks.registry import registry
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
@@ -82,3 +83,61 @@ def runtime_settings_check(
     app_configs: object = None, **kwargs: object
 ) -> list[checks.CheckMessage]:
     return [checks.Error(p, id="agent_runtime.E001") for p in settings_problems()]
+
+
+#: Django middleware that must run, and the check of Django's (silenced in settings, as it
+#: looks for the name in MIDDLEWARE) that said so.
+REQUIRED_MIDDLEWARE = {
+    "django.middleware.security.SecurityMiddleware": "security.W001",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": "security.W002",
+    "django.middleware.csrf.CsrfViewMiddleware": "security.W003",
+    "django.contrib.auth.middleware.AuthenticationMiddleware": "admin.E408",
+    "django.contrib.messages.middleware.MessageMiddleware": "admin.E409",
+    "django.contrib.sessions.middleware.SessionMiddleware": "admin.E410",
+}
+
+
+def effective_middleware() -> list[str]:
+    """``MIDDLEWARE``, each wrapper replaced by the Django middleware it runs (``stands_for``)."""
+    paths: list[str] = []
+    for path in settings.MIDDLEWARE:
+        stands_for = getattr(import_string(path), "stands_for", None)
+        paths.extend(stands_for() if stands_for is not None else [path])
+    return paths
+
+
+@checks.register(checks.Tags.security)
+def required_middleware_check(
+    app_configs: object = None, **kwargs: object
+) -> list[checks.CheckMessage]:
+    present = effective_middleware()
+    return [
+        checks.Error(
+            f"{path} must run: through its wrapper in MIDDLEWARE or in ADMIN_MIDDLEWARE "
+            f"(Django's {check_id}).",
+            id="agent_runtime.E002",
+        )
+        for path, check_id in REQUIRED_MIDDLEWARE.items()
+        if path not in present
+    ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def wrapped_middleware_deploy_check(
+    app_configs: object = None, **kwargs: object
+) -> list[checks.CheckMessage]:
+    """Django's deployment checks as they would run with the wrapped middleware listed by
+    name (e.g. HSTS is checked only when SecurityMiddleware is); reports what that adds."""
+    from django.test.utils import override_settings  # check time only, not in the server
+
+    added: list[checks.CheckMessage] = []
+    for check in registry.get_checks(include_deployment_checks=True):
+        if checks.Tags.security not in getattr(check, "tags", ()):
+            continue
+        if check is wrapped_middleware_deploy_check:
+            continue
+        listed = check(app_configs=app_configs)
+        with override_settings(MIDDLEWARE=effective_middleware()):
+            wrapped = check(app_configs=app_configs)
+        added.extend(message for message in wrapped if message not in listed)
+    return added

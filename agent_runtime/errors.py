@@ -98,7 +98,11 @@ class Unavailable(AgentRuntimeError):
 
 
 def error_response(error: AgentRuntimeError) -> JsonResponse:
-    return JsonResponse(error.as_dict(), status=error.status)
+    response = JsonResponse(error.as_dict(), status=error.status)
+    # Set here, not only by CommonMiddleware: a refusal by an outer middleware (the key
+    # check's 401) or from CommonMiddleware's own host check (400) never passes through it.
+    response["Content-Length"] = str(len(response.content))
+    return response
 
 
 def error_body(error: AgentRuntimeError) -> bytes:

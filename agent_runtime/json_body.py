@@ -29,11 +29,6 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     return errors
 
 
-def is_json_content_type(value: str) -> bool:
-    """Whether a ``Content-Type`` names JSON (parameters such as ``charset`` aside)."""
-    return value.partition(";")[0].strip().lower() == "application/json"
-
-
 def parse_json_body(request: HttpRequest, adapter: TypeAdapter[T]) -> T:
     """Validate ``request.body`` as JSON for ``adapter``: 415, 413 or 422 when it is not."""
     if request.content_type != "application/json":

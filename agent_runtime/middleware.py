@@ -1,14 +1,20 @@
-"""Async-only middleware: request ids and logs, CORS, the internal-key check, the error map."""
+"""Async-only middleware: request ids and logs, Django's header middleware on the event loop,
+CORS, the internal-key check, the error map."""
 
 import hmac
 import time
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlsplit
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from corsheaders import middleware as corsheaders
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
 from django.http import HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
+from django.middleware import clickjacking, common, security
 from django.utils.cache import patch_vary_headers
+from django.utils.deprecation import MiddlewareMixin
 
 from agent_runtime.api import allowed_methods
 from agent_runtime.errors import (
@@ -24,7 +30,7 @@ from agent_runtime.metrics import request_observed
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
 
-class _AsyncMiddleware:
+class AsyncMiddleware:
     """Base for middleware that runs on the event loop only (no thread hop per request)."""
 
     sync_capable = False
@@ -37,7 +43,7 @@ class _AsyncMiddleware:
         markcoroutinefunction(self)
 
 
-class RequestIdMiddleware(_AsyncMiddleware):
+class RequestIdMiddleware(AsyncMiddleware):
     """Gives each request an id (the client's ``X-Request-ID`` if acceptable), logs and counts it.
 
     The id goes into the log context of the request's task, so every line logged while the
@@ -60,46 +66,92 @@ class RequestIdMiddleware(_AsyncMiddleware):
         return response
 
 
-def cors_origin_allowed(origins: frozenset[str], origin: str | None) -> bool:
-    """Whether ``origin`` may read the answer (``CORS_ALLOWED_ORIGINS``; ``*``: any)."""
-    return origin is not None and ("*" in origins or origin in origins)
+class OnEventLoop(AsyncMiddleware):
+    """Runs a Django ``MiddlewareMixin``'s request and response hooks on the event loop.
 
+    Listed in ``MIDDLEWARE``, Django would run each hook through ``sync_to_async``: a thread
+    hop per hook and request. The wrapped ones only read the request and set headers (no
+    I/O), so they are called directly; ``stands_for`` names them for the system checks.
+    """
 
-class CorsMiddleware(_AsyncMiddleware):
-    """CORS for the origins in ``CORS_ALLOWED_ORIGINS``; removed from the chain when empty."""
-
-    ALLOW_METHODS = "GET, POST, DELETE, OPTIONS"
-    ALLOW_HEADERS = "Content-Type, X-Internal-Auth, X-Request-ID, Last-Event-ID"
-    MAX_AGE = "600"
+    wrapped: type[MiddlewareMixin]
 
     def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)
-        self._origins = frozenset(settings.CORS_ALLOWED_ORIGINS)
-        if not self._origins:
-            raise MiddlewareNotUsed()
+        hooks = self.wrapped(get_response)
+        self.process_request = getattr(hooks, "process_request", None)
+        self.process_response = getattr(hooks, "process_response", None)
+
+    @classmethod
+    def stands_for(cls) -> list[str]:
+        return [f"{cls.wrapped.__module__}.{cls.wrapped.__qualname__}"]
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
-        origin = request.headers.get("Origin")
-        allowed = cors_origin_allowed(self._origins, origin)
-        preflight = (
-            request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
-        )
-        if preflight and allowed:
-            # Answered here: a preflight carries no X-Internal-Auth.
-            response = HttpResponse(status=204)
-            response["Access-Control-Allow-Methods"] = self.ALLOW_METHODS
-            response["Access-Control-Allow-Headers"] = self.ALLOW_HEADERS
-            response["Access-Control-Max-Age"] = self.MAX_AGE
-        else:
+        response = None
+        if self.process_request is not None:
+            response = self.process_request(request)
+        if response is None:
             response = await self.get_response(request)
-        if allowed:
-            response["Access-Control-Allow-Origin"] = origin
-            response["Access-Control-Expose-Headers"] = "X-Request-ID"
-        patch_vary_headers(response, ("Origin",))
+        if self.process_response is not None:
+            response = self.process_response(request, response)
         return response
 
 
-class InternalAuthMiddleware(_AsyncMiddleware):
+class SecurityMiddleware(OnEventLoop):
+    """Django's: the HTTPS redirect, HSTS, nosniff, referrer and opener policies."""
+
+    wrapped = security.SecurityMiddleware
+
+
+class XFrameOptionsMiddleware(OnEventLoop):
+    """Django's: ``X-Frame-Options``."""
+
+    wrapped = clickjacking.XFrameOptionsMiddleware
+
+
+class CommonMiddleware(OnEventLoop):
+    """Django's: the ``ALLOWED_HOSTS`` check (400) and ``Content-Length`` on whole answers."""
+
+    wrapped = common.CommonMiddleware
+
+
+class CorsMiddleware(corsheaders.CorsMiddleware):
+    """django-cors-headers; removed from the chain when no origin is configured.
+
+    Two differences from the library's defaults, both the runtime's answers from before: a
+    preflight from an origin that is not allowed is not answered here (it goes on to the key
+    check, which refuses it), an allowed one gets 204; and ``Vary: Origin`` is spelled so.
+    """
+
+    def __init__(self, get_response: GetResponse) -> None:
+        if not (settings.CORS_ALLOWED_ORIGINS or settings.CORS_ALLOW_ALL_ORIGINS):
+            raise MiddlewareNotUsed()
+        super().__init__(get_response)
+
+    def check_preflight(self, request: HttpRequest) -> HttpResponseBase | None:
+        response = super().check_preflight(request)
+        origin = request.headers.get("Origin")
+        if response is None or not origin or not self.origin_allowed(origin):
+            return None
+        response.status_code = 204
+        del response["Content-Length"]  # a 204 has no body, and says nothing of its length
+        return response
+
+    def origin_allowed(self, origin: str) -> bool:
+        try:
+            url = urlsplit(origin)
+        except ValueError:
+            return False
+        return settings.CORS_ALLOW_ALL_ORIGINS or self.origin_found_in_white_lists(origin, url)
+
+    def add_response_headers(
+        self, request: HttpRequest, response: HttpResponseBase
+    ) -> HttpResponseBase:
+        patch_vary_headers(response, ("Origin",))  # before the library's "origin"
+        return super().add_response_headers(request, response)
+
+
+class InternalAuthMiddleware(AsyncMiddleware):
     """Requires ``X-Internal-Auth`` on every path but the public ones; constant-time compare."""
 
     def __init__(self, get_response: GetResponse) -> None:
@@ -108,10 +160,6 @@ class InternalAuthMiddleware(_AsyncMiddleware):
         self._public = tuple(settings.PUBLIC_PATH_PREFIXES)
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
-        if not request.path.startswith("/admin/"):
-            # CSRF protects cookie sessions, which only the admin has: a browser cannot send
-            # X-Internal-Auth cross-site, so the API's methods answer 405/404, never CSRF 403.
-            request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
         if request.path.startswith(self._public) or request.path == "/health":
             return await self.get_response(request)
         sent = request.headers.get("X-Internal-Auth", "").encode()
@@ -121,7 +169,7 @@ class InternalAuthMiddleware(_AsyncMiddleware):
         return await self.get_response(request)
 
 
-class ErrorJsonMiddleware(_AsyncMiddleware):
+class ErrorJsonMiddleware(AsyncMiddleware):
     """Turns the runtime's exceptions, and database outages, into the one JSON error body.
 
     Also the error pages Django makes itself with DEBUG on (a bad Host, an uncaught

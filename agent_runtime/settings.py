@@ -36,29 +36,45 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.staticfiles",
     "servestatic",
+    "corsheaders",
     "agent_runtime.apps.AgentRuntimeConfig",
     "sessions.apps.AgentSessionsConfig",
     "streaming.apps.StreamingConfig",
 ]
 
-# Every middleware here is async-capable: a sync one would add a thread hop per request.
+# Every middleware here runs on the event loop: Django runs a sync hook (any
+# ``MiddlewareMixin``'s) through a thread hop per request, so Django's own header middleware
+# run through agent_runtime.middleware.OnEventLoop, and the admin's through AdminOnlyMiddleware.
 MIDDLEWARE = [
     # First: every response, error or not, carries X-Request-ID and is logged and counted.
     "agent_runtime.middleware.RequestIdMiddleware",
-    # Next, so that every response (a 401 too) has the security headers; streaming.endpoint
-    # sends the same ones.
-    "django.middleware.security.SecurityMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Next, so that every response (a 401 too) has the security headers.
+    "agent_runtime.middleware.SecurityMiddleware",
+    "agent_runtime.middleware.XFrameOptionsMiddleware",
     # Before the key check, which a browser's preflight cannot pass; off unless configured.
     "agent_runtime.middleware.CorsMiddleware",
     "agent_runtime.middleware.ErrorJsonMiddleware",
     "agent_runtime.middleware.InternalAuthMiddleware",
+    "agent_runtime.middleware.CommonMiddleware",
+    "agent_runtime.admin_only.AdminOnlyMiddleware",
+]
+# What only the admin needs, run for ADMIN_PATH_PREFIXES (below) only (agent_runtime.admin_only).
+ADMIN_MIDDLEWARE = [
     "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+]
+# Django's checks of these look for them in MIDDLEWARE by name; agent_runtime.checks runs them
+# on what the wrappers above stand for instead.
+SILENCED_SYSTEM_CHECKS = [
+    "security.W001",
+    "security.W002",
+    "security.W003",
+    "admin.E408",
+    "admin.E409",
+    "admin.E410",
 ]
 # The admin's sessions live in the database, so that logging out (or changing the password)
 # ends them: a copied cookie is worthless afterwards. Signed cookies would stay valid until they
@@ -117,6 +133,8 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 # The admin's static files are served by ServeStatic's async middleware under uvicorn, straight
 # from the installed apps (no collectstatic step); a reverse proxy may serve /static/ instead.
 SERVESTATIC_USE_FINDERS = True
+# The paths ADMIN_MIDDLEWARE runs for: the admin's pages and its static files.
+ADMIN_PATH_PREFIXES = ("/admin/", f"/{STATIC_URL}")
 USE_TZ = True
 TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
@@ -158,8 +176,15 @@ SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 # Origins allowed to post the admin's forms over HTTPS, e.g. https://runtime.example.com.
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
-# Browser origins allowed to call the API (CORS); empty: no CORS headers at all. "*": any.
-CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+# Browser origins allowed to call the API (CORS, by django-cors-headers); empty: no CORS
+# headers at all. "*": any.
+_cors_origins = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOW_ALL_ORIGINS = "*" in _cors_origins
+CORS_ALLOWED_ORIGINS = [origin for origin in _cors_origins if origin != "*"]
+CORS_ALLOW_METHODS = ("GET", "POST", "DELETE", "OPTIONS")
+CORS_ALLOW_HEADERS = ("Content-Type", "X-Internal-Auth", "X-Request-ID", "Last-Event-ID")
+CORS_EXPOSE_HEADERS = ("X-Request-ID",)
+CORS_PREFLIGHT_MAX_AGE = 600
 
 # --- Upstream LLM ------------------------------------------------------------------------------
 LLM_PROXY_URL = env.str("LLM_PROXY_URL", default="http://127.0.0.1:8002")

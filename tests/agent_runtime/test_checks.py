@@ -5,7 +5,14 @@ import sys
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from agent_runtime.checks import settings_problems, validate_settings
+from agent_runtime.checks import (
+    REQUIRED_MIDDLEWARE,
+    effective_middleware,
+    required_middleware_check,
+    settings_problems,
+    validate_settings,
+    wrapped_middleware_deploy_check,
+)
 from tests.servers import BASE_DIR
 
 
@@ -84,3 +91,25 @@ def test_empty_keys_get_the_clear_message_not_djangos_error(command: list[str]) 
     assert "AGENT_RUNTIME__SECRET_KEY is empty or a placeholder" in result.stderr
     assert "AGENT_RUNTIME__INTERNAL_API_KEY is empty or a placeholder" in result.stderr
     assert "The SECRET_KEY setting must not be empty" not in result.stderr
+
+
+def test_wrappers_stand_for_the_django_middleware_they_run() -> None:
+    present = effective_middleware()
+    for path in REQUIRED_MIDDLEWARE:
+        assert path in present, path
+    assert required_middleware_check() == []
+
+
+def test_a_missing_admin_middleware_is_an_error(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.ADMIN_MIDDLEWARE = [
+        p for p in settings.ADMIN_MIDDLEWARE if not p.endswith("SessionMiddleware")
+    ]
+    [error] = required_middleware_check()
+    assert error.id == "agent_runtime.E002"
+    assert "SessionMiddleware" in error.msg
+
+
+def test_djangos_hsts_check_runs_through_the_wrapper(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.SECURE_HSTS_SECONDS = 0
+    ids = [message.id for message in wrapped_middleware_deploy_check()]
+    assert "security.W004" in ids

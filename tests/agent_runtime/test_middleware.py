@@ -1,10 +1,14 @@
 """The request middleware through Django's async test client (no server process)."""
 
 import logging
+import threading
 
 import pytest
-from django.test import AsyncClient
+from django.http import HttpRequest, HttpResponse
+from django.test import AsyncClient, AsyncRequestFactory
+from django.utils.deprecation import MiddlewareMixin
 
+from agent_runtime.middleware import OnEventLoop
 from tests.settings import INTERNAL_API_KEY
 
 KEY = {"X-Internal-Auth": INTERNAL_API_KEY}
@@ -152,3 +156,26 @@ async def test_the_admin_is_served_under_admin_only() -> None:
         assert response.json()["code"] == "unauthorized"
     response = await client.get("/admin", headers=KEY)
     assert response.status_code == 404
+
+
+class ThreadRecorder(MiddlewareMixin):
+    def process_request(self, request: HttpRequest) -> None:
+        request.hook_threads = [threading.get_ident()]  # type: ignore[attr-defined]
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        request.hook_threads.append(threading.get_ident())  # type: ignore[attr-defined]
+        return response
+
+
+class RecorderOnTheLoop(OnEventLoop):
+    wrapped = ThreadRecorder
+
+
+async def test_django_middleware_hooks_run_on_the_event_loop_thread() -> None:
+    async def view(request: HttpRequest) -> HttpResponse:
+        return HttpResponse()
+
+    request = AsyncRequestFactory().get("/health")
+    await RecorderOnTheLoop(view)(request)
+    assert request.hook_threads == [threading.get_ident()] * 2  # type: ignore[attr-defined]
+    assert RecorderOnTheLoop.stands_for() == [f"{__name__}.ThreadRecorder"]

@@ -21,7 +21,7 @@ def test_events_have_the_exact_format_and_order(runtime: Runtime, devllm: DevLLM
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-cache"
         assert response.headers["x-accel-buffering"] == "no"
-        # What the middleware would add, though streaming.endpoint serves this path itself.
+        # What the middleware adds.
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["x-frame-options"] == "DENY"
         assert response.headers["referrer-policy"] == "same-origin"
