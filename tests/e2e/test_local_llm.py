@@ -25,6 +25,7 @@ import pytest
 from sessions.models import Message, Session
 from tests.recording_proxy import Exchange, RecordingProxy
 from tests.servers import Runtime, ServerProcess, local_llm_missing, start_llama_cpp
+from tests.skips import skip_unless_required
 from tests.sse import iter_frames
 
 pytestmark = [pytest.mark.e2e, pytest.mark.local_llm]
@@ -39,9 +40,7 @@ NEVER_STOP = {"logit_bias": {"<eos>": -100, "<end_of_turn>": -100}, "logit_bias_
 def _require_local_llm() -> None:
     reason = local_llm_missing()
     if reason is not None:
-        if os.environ.get("REQUIRE_LOCAL_LLM") == "1":
-            pytest.fail(f"REQUIRE_LOCAL_LLM=1 but {reason}")
-        pytest.skip(reason)
+        skip_unless_required("REQUIRE_LOCAL_LLM", reason)
 
 
 @pytest.fixture(scope="module")
