@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -54,6 +55,10 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return self.log.read_text()
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON lines of the log (the runtime logs nothing else)."""
+        return [json.loads(line) for line in self.log_text().splitlines() if line.startswith("{")]
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
