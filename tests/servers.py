@@ -24,14 +24,14 @@ def free_port() -> int:
 
 
 def wait_until_up(
-    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30
+    url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 120
 ) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
         try:
-            httpx.get(url, timeout=1)
+            httpx.get(url, timeout=5)
             return
         except httpx.TransportError:
             time.sleep(0.05)
