@@ -20,15 +20,20 @@ class Listener:
         self.server, self.host, self.port = server, host, port
 
     async def refuse(self, seconds: float) -> None:
-        servers = list(self.server.servers)
-        factories = [s._protocol_factory for s in servers]
-        for s in servers:
-            s.close()
+        for listening in self.server.servers:
+            listening.close()
         await asyncio.sleep(seconds)
+        server, config = self.server, self.server.config
+
+        def protocol() -> asyncio.Protocol:
+            # The protocol uvicorn's start-up serves its sockets with, from public attributes.
+            return config.http_protocol_class(
+                config=config, server_state=server.server_state, app_state=server.lifespan.state
+            )
+
         loop = asyncio.get_running_loop()
-        self.server.servers = [
-            await loop.create_server(factory, sock=bind_socket(self.host, self.port))
-            for factory in factories
+        server.servers = [
+            await loop.create_server(protocol, sock=bind_socket(self.host, self.port))
         ]
 
 

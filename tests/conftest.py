@@ -1,3 +1,4 @@
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,6 +14,43 @@ E2E_KEY = "e2e-internal-key-6f1c2a9b8d7e"
 # upstream client's default transport is aiohttp's (httpx-aiohttp), which httpcore never sees.
 # Same routes, same assertions, whichever transport LLM_HTTP_TRANSPORT picks.
 respx.mocks.DEFAULT_MOCKER = "httpx"
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Which database this run uses, so that a log shows each run's backend."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    engine = database["ENGINE"].rsplit(".", 1)[-1]
+    return f"database: {engine} (test database {database['TEST']['NAME']})"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """``REQUIRE_DATABASE=postgresql`` (or ``sqlite3``): stop at once on any other backend."""
+    from django.conf import settings
+
+    wanted = os.environ.get("REQUIRE_DATABASE")
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    if wanted and wanted != engine:
+        raise pytest.UsageError(
+            f"REQUIRE_DATABASE={wanted} but this run's database is {engine}: "
+            "check AGENT_RUNTIME__DATABASE_URL (environment, then .env)"
+        )
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    """``REQUIRE_NO_SKIPS=1`` (CI): any skip is a failure, whatever raised it."""
+    report = yield
+    if (
+        report.skipped
+        and not hasattr(report, "wasxfail")
+        and os.environ.get("REQUIRE_NO_SKIPS") == "1"
+    ):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"REQUIRE_NO_SKIPS=1 but the test skipped: {reason}"
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -33,7 +34,7 @@ def wait_until_up(
         if process.poll() is not None:
             raise RuntimeError(f"server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
         try:
-            httpx.get(url, timeout=1)
+            httpx.get(url, timeout=5)
             return
         except httpx.TransportError:
             time.sleep(0.05)
@@ -72,6 +73,10 @@ class ServerProcess:
         if code < 0:  # as a shell reports it: 128 + the signal's number
             return f"was killed by {signal.Signals(-code).name} (exit status {128 - code})"
         return f"exited with status {code}"
+
+    def log_records(self) -> list[dict[str, Any]]:
+        """The JSON lines of the log (the runtime logs nothing else)."""
+        return [json.loads(line) for line in self.log_text().splitlines() if line.startswith("{")]
 
 
 def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:

@@ -3,11 +3,13 @@
 import os
 import shutil
 import subprocess
+from typing import NoReturn
 
 import pytest
 import yaml
 
 from tests.servers import BASE_DIR
+from tests.skips import skip_unless_required
 
 COMPOSE_FILE = BASE_DIR / "docker-compose.yml"
 
@@ -24,6 +26,14 @@ def _compose_command() -> list[str] | None:
     if shutil.which("docker-compose"):
         return ["docker-compose"]
     return None
+
+
+def _compose_missing() -> NoReturn:
+    skip_unless_required(
+        "REQUIRE_DOCKER_COMPOSE",
+        "Docker Compose is not installed: install the compose plugin (docker compose) or "
+        "Debian's docker-compose (`apt-get install -y docker-compose`).",
+    )
 
 
 def test_the_image_is_multi_stage_locked_non_root_and_health_checked() -> None:
@@ -85,7 +95,7 @@ def test_the_local_llm_profile_runs_llama_cpp_with_gemma() -> None:
 def test_docker_compose_config_accepts_the_file(profiles: list[str]) -> None:
     command = _compose_command()
     if command is None:
-        pytest.skip("Docker Compose is not installed (docker compose, or docker-compose)")
+        _compose_missing()
     env = {**os.environ, "INTERNAL_API_KEY": "k" * 40, "SECRET_KEY": "s" * 60}
     args = [*command, "-f", str(COMPOSE_FILE)]
     for profile in profiles:
@@ -103,7 +113,7 @@ def test_docker_compose_config_accepts_the_file(profiles: list[str]) -> None:
 def test_compose_refuses_to_run_without_the_secrets(tmp_path) -> None:  # type: ignore[no-untyped-def]
     command = _compose_command()
     if command is None:
-        pytest.skip("Docker Compose is not installed (docker compose, or docker-compose)")
+        _compose_missing()
     env = {k: v for k, v in os.environ.items() if k not in ("INTERNAL_API_KEY", "SECRET_KEY")}
     empty = tmp_path / "empty.env"  # no .env of a developer's in the way
     empty.write_text("")

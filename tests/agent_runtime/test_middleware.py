@@ -68,10 +68,15 @@ async def test_405_lists_the_declared_methods_in_allow(method: str, path: str, a
     assert response.json() == {"detail": "Method not allowed.", "code": "method_not_allowed"}
 
 
+@pytest.mark.django_db(transaction=True)
 async def test_api_posts_need_no_csrf_token() -> None:
-    # Authenticated by header, not by cookie: a wrong method is 405 JSON, never a CSRF 403 page.
-    response = await AsyncClient(enforce_csrf_checks=True).post("/health")
-    assert response.status_code == 405
+    # Authenticated by header, not by cookie: a POST to an API view with no CSRF token or
+    # cookie reaches the view (404 for an unknown session), never a CSRF 403 page.
+    response = await AsyncClient(enforce_csrf_checks=True).post(
+        "/agent/sessions/nobody/cancel", headers=KEY
+    )
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
 
 
 async def test_the_admin_keeps_its_csrf_protection() -> None:

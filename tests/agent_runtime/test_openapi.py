@@ -30,6 +30,18 @@ def test_schemas_are_pydantics_own() -> None:
     error = ErrorBody.model_json_schema(ref_template=REF, mode="serialization")
     assert schemas["FieldError"] == error.pop("$defs")["FieldError"]
     assert schemas["ErrorBody"] == error
+    # The same, written out by hand: what a client of the document relies on.
+    assert schemas["StreamRequest"]["oneOf"] == [
+        {"$ref": "#/components/schemas/UserMessageRequest"},
+        {"$ref": "#/components/schemas/ToolResultRequest"},
+    ]
+    assert schemas["ErrorBody"]["required"] == ["detail", "code"]
+    assert schemas["ErrorBody"]["properties"]["code"]["type"] == "string"
+    assert schemas["ErrorBody"]["properties"]["errors"]["anyOf"] == [
+        {"items": {"$ref": "#/components/schemas/FieldError"}, "type": "array"},
+        {"type": "null"},
+    ]
+    assert schemas["FieldError"]["required"] == ["field", "message", "type"]
     assert set(schemas) >= {
         "UserMessageRequest",
         "ToolResultRequest",
@@ -65,6 +77,19 @@ def test_every_error_status_lists_its_codes_from_the_error_classes() -> None:
     assert {"conflict", "session_busy"} <= set(codes["Conflict"])
     assert codes["PayloadTooLarge"] == ["payload_too_large"]
     assert codes["InvalidRequest"] == ["invalid_request", "unsupported_message_type"]
+    assert codes["NotFound"] == ["not_found", "tool_call_not_found"]
+    assert set(codes) == {
+        "BadRequest",
+        "Unauthorized",
+        "NotFound",
+        "MethodNotAllowed",
+        "Conflict",
+        "PayloadTooLarge",
+        "UnsupportedMediaType",
+        "InvalidRequest",
+        "InternalError",
+        "Unavailable",
+    }
     assert codes == {
         ERROR_RESPONSE_NAMES[status]: values for status, values in client_error_codes().items()
     }

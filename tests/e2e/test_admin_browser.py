@@ -22,6 +22,7 @@ from tests.sessions.factories import (
     make_session,
     tool_conversation,
 )
+from tests.skips import skip_unless_required
 
 pytestmark = pytest.mark.e2e
 
@@ -70,9 +71,10 @@ def conversations(runtime: Runtime) -> dict[str, int]:
 @pytest.fixture
 def page(conversations: dict[str, int]) -> Iterator[object]:
     if not CHROMIUM.exists():
-        pytest.skip(
-            "Chromium is not installed: run `apt-get install -y chromium` (Debian) "
-            "to run the admin browser tests."
+        skip_unless_required(
+            "REQUIRE_CHROMIUM",
+            f"Chromium is not installed at {CHROMIUM}: run `apt-get install -y chromium` "
+            "(Debian) to run the admin browser tests.",
         )
     from playwright.sync_api import sync_playwright
 

@@ -80,7 +80,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path,
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until_up(url + "/health", process, log, timeout=60)
+        wait_until_up(url + "/health", process, log)  # the generous default deadline
         yield url, process, log, database
     finally:
         if process.poll() is None:

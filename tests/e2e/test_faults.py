@@ -3,6 +3,7 @@
 import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -45,13 +46,41 @@ def error_event(code: str, message: str) -> dict:
     }
 
 
-def test_refused_connections_are_retried(rt: Runtime, devllm: DevLLM) -> None:
+def refusing(url: str) -> bool:
+    """Whether the server at ``url`` refuses TCP connections right now."""
+    address = urlsplit(url)
+    try:
+        socket.create_connection((address.hostname, address.port), timeout=5).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+def test_refused_connections_are_retried(
+    runtime_factory, devllm: DevLLM, transactional_db: None
+) -> None:  # type: ignore[no-untyped-def]
+    # A runtime of its own: a keep-alive connection pooled by an earlier test would carry the
+    # request past the refusal. Retries come every 0.1 to 0.5 s for up to 30 s.
+    rt = runtime_factory(
+        llm_retry_attempts=100,
+        llm_retry_backoff_seconds=0.1,
+        llm_retry_max_backoff_seconds=0.5,
+        llm_retry_total_seconds=30,
+    )
     devllm.script({"content": "Back again."})
-    devllm.client.post("/__dev__/refuse", json={"duration_ms": 300}).raise_for_status()
-    time.sleep(0.05)
+    devllm.client.post("/__dev__/refuse", json={"duration_ms": 4000}).raise_for_status()
+    deadline = time.monotonic() + 5
+    while not refusing(devllm.url):
+        assert time.monotonic() < deadline, "the development LLM never refused a connection"
+        time.sleep(0.02)
+
     frames = post_stream(rt.client, {"session_id": "refused", "content": "hello"})
     assert text_of(frames) == "Back again."
     assert len(devllm.requests()) == 1  # the refused attempts never reached it
+    failures = [r for r in rt.log_records() if r.get("message") == "upstream failed"]
+    assert failures, "no attempt was refused"
+    assert all((r["code"], r["will_retry"]) == ("upstream_unavailable", True) for r in failures)
+    assert [r["attempt"] for r in failures] == list(range(1, len(failures) + 1))
 
 
 class SlammingServer:
@@ -208,26 +237,3 @@ def test_stall_past_the_idle_timeout_fails_the_turn(rt: Runtime, devllm: DevLLM)
     assert statuses("stall")[-1] == ("assistant", "failed", "a ", "upstream_timeout")
     [stream] = devllm.streams()
     assert stream["disconnected_at"] is not None
-
-
-def test_client_disconnect_reaches_the_upstream_within_100ms(rt: Runtime, devllm: DevLLM) -> None:
-    devllm.script({"tokens": [f"t{i} " for i in range(500)], "token_delay_ms": 10})
-    with rt.client.stream(
-        "POST", "/agent/message/stream", json={"session_id": "bye", "content": "hi"}
-    ) as response:
-        frames = iter_frames(response)
-        for _ in range(3):
-            next(frames)
-        closed_at = time.time()
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and devllm.streams()[0]["disconnected_at"] is None:
-        time.sleep(0.01)
-    [stream] = devllm.streams()
-    assert stream["disconnected_at"] is not None
-    assert stream["disconnected_at"] - closed_at < 0.1
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and len(statuses("bye")) < 2:
-        time.sleep(0.02)
-    role, status, content, _ = statuses("bye")[1]
-    assert (role, status) == ("assistant", "interrupted")
-    assert content.startswith("t0 t1 t2 ")

@@ -19,16 +19,11 @@ pytestmark = pytest.mark.e2e
 STREAM = "/agent/message/stream"
 
 
-def _records(log: Path) -> list[dict[str, Any]]:
-    """The JSON lines of a server log (the runtime logs nothing else)."""
-    return [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-
-
-def _wait_for_record(log: Path, **fields: Any) -> dict[str, Any]:
+def _wait_for_record(server: Runtime, **fields: Any) -> dict[str, Any]:
     """The first record with these fields; the turn logs its end as it stores its answer."""
     deadline = time.monotonic() + 10
     while True:
-        for record in _records(log):
+        for record in server.log_records():
             if all(record.get(k) == v for k, v in fields.items()):
                 return record
         if time.monotonic() > deadline:
@@ -51,7 +46,7 @@ def test_a_turn_is_logged_with_request_session_duration_ttft_tokens_and_outcome(
         frames = events(response)
     usage = frames[-2].data["metadata"]["usage"]
 
-    finished = _wait_for_record(runtime.log, request_id=request_id, message="turn finished")
+    finished = _wait_for_record(runtime, request_id=request_id, message="turn finished")
     assert finished["level"] == "INFO"
     assert finished["logger"] == "agent_runtime.turns"
     assert finished["timestamp"]
@@ -62,10 +57,10 @@ def test_a_turn_is_logged_with_request_session_duration_ttft_tokens_and_outcome(
     assert finished["prompt_tokens"] == usage["prompt_tokens"]
     assert finished["completion_tokens"] == usage["completion_tokens"]
 
-    started = _wait_for_record(runtime.log, request_id=request_id, message="turn started")
+    started = _wait_for_record(runtime, request_id=request_id, message="turn started")
     assert started["session_id"] == "obs-turn"
     assert started["turn_id"] == finished["turn_id"]
-    request = _wait_for_record(runtime.log, request_id=request_id, message="request")
+    request = _wait_for_record(runtime, request_id=request_id, message="request")
     assert (request["method"], request["path"], request["status"]) == ("POST", STREAM, 200)
 
 
@@ -82,21 +77,26 @@ def test_neither_the_key_nor_message_text_is_in_any_log_at_info(
         headers={"X-Request-ID": request_id},
     )
     assert reply_text in post_stream_response.text
-    # Rejected requests carrying the text, and a wrong key, are logged too.
+    # Rejected requests carrying the text, and wrong keys, are logged too.
     runtime.client.post(STREAM, json={"session_id": "bad id", "content": user_text})
-    httpx.post(
-        runtime.url + STREAM,
-        headers={"X-Internal-Auth": runtime.key[:-1]},
-        json={"session_id": "s", "content": user_text},
-    )
-    _wait_for_record(runtime.log, request_id=request_id, message="turn finished")
+    wrong_keys = [runtime.key[:-1], f"wrong-key-{uuid.uuid4().hex}"]
+    for wrong_key in wrong_keys:
+        rejected = httpx.post(
+            runtime.url + STREAM,
+            headers={"X-Internal-Auth": wrong_key},
+            json={"session_id": "s", "content": user_text},
+        )
+        assert rejected.status_code == 401
+    _wait_for_record(runtime, request_id=request_id, message="turn finished")
 
     logs = sorted(server_logs.glob("*.log"))
     assert runtime.log in logs
     checked = 0
     for log in logs:
         for line in log.read_text().splitlines():
-            assert runtime.key not in line, f"{log.name}: {line}"  # at no level at all
+            # No X-Internal-Auth value sent, right or wrong, at any level at all.
+            for sent_key in [runtime.key, *wrong_keys]:
+                assert sent_key not in line, f"{log.name}: {line}"
             level = json.loads(line).get("level") if line.startswith("{") else "INFO"
             if level == "DEBUG":
                 continue
@@ -172,7 +172,7 @@ def test_metrics_move_with_turns(runtime: Runtime, devllm: DevLLM) -> None:
 def _unshared_warnings(log: Path) -> list[dict[str, Any]]:
     return [
         r
-        for r in _records(log)
+        for r in (json.loads(line) for line in log.read_text().splitlines() if line.startswith("{"))
         if r["level"] == "WARNING" and "manage.py serve --workers N" in r["message"]
     ]
 

@@ -53,12 +53,17 @@ def test_nul_characters_are_422_on_every_database(runtime: Runtime, body: dict, 
 
 
 def test_an_escaped_backslash_before_u0000_is_plain_text(runtime: Runtime) -> None:
-    raw = json.dumps({"session_id": "text", "content": "\\u0000 is how JSON spells NUL"})
+    text = "\\u0000 is how JSON spells NUL"  # a backslash, then "u0000": six characters
+    raw = json.dumps({"session_id": "text", "content": text})
+    assert "\\\\u0000" in raw  # on the wire: an escaped backslash, then "u0000"
     response = runtime.client.post(
         STREAM, content=raw.encode(), headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 200
     response.read()
+    user = Message.objects.get(session__session_id="text", role="user")
+    assert user.content == text
+    assert "\x00" not in user.content
 
 
 def test_a_chunked_body_over_the_limit_is_413(runtime: Runtime) -> None:

@@ -181,7 +181,9 @@ def test_nothing_can_be_added_or_edited(admin_client: Client) -> None:
     before = Session.objects.get(pk=session.pk).last_activity_at
     response = admin_client.post(change_url(session), {"session_id": "renamed"})
     assert response.status_code == 403
-    assert Session.objects.get(pk=session.pk).last_activity_at == before
+    unchanged = Session.objects.get(pk=session.pk)
+    assert unchanged.session_id == "tools"
+    assert unchanged.last_activity_at == before
     # Messages are not in the admin at all.
     for path in ("/admin/agent_sessions/message/", "/admin/agent_sessions/message/add/"):
         response = admin_client.get(path)

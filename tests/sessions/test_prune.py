@@ -105,7 +105,7 @@ def test_works_in_batches_with_progress_and_a_total() -> None:
     assert "in 3 batch(es)" in lines[3]
 
 
-def test_each_batch_is_its_own_transaction_oldest_first() -> None:
+def test_batches_go_oldest_first_with_running_totals() -> None:
     old = timezone.now() - timedelta(days=2)
     for i in range(5):
         make_session(f"old-{i}", last_activity_at=old + timedelta(seconds=i), messages=1)
@@ -121,6 +121,30 @@ def test_each_batch_is_its_own_transaction_oldest_first() -> None:
         (5, set()),
     ]
     assert (result.sessions, result.messages, result.batches) == (5, 5, 3)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_batch_is_its_own_transaction(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Real transactions (no test-wide one around them): a later batch that fails leaves the
+    # earlier batches deleted, and its own sessions in place.
+    old = timezone.now() - timedelta(days=2)
+    for i in range(5):
+        make_session(f"old-{i}", last_activity_at=old + timedelta(seconds=i), messages=1)
+    delete = services._sessions_delete_locked
+    calls = []
+
+    def delete_then_fail_the_second_batch(pks):  # type: ignore[no-untyped-def]
+        calls.append(pks)
+        deleted = delete(pks)
+        if len(calls) == 2:
+            raise RuntimeError("the database went away")
+        return deleted
+
+    monkeypatch.setattr(services, "_sessions_delete_locked", delete_then_fail_the_second_batch)
+    with pytest.raises(RuntimeError, match="went away"):
+        services.session_prune(older_than=timedelta(days=1), batch_size=2)
+    assert remaining() == {"old-2", "old-3", "old-4"}
+    assert Message.objects.count() == 3
 
 
 def test_a_session_with_a_running_turn_is_kept() -> None:

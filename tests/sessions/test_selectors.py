@@ -81,7 +81,9 @@ def test_token_budget_drops_oldest_turns_first_and_keeps_the_newest_user_message
         {"role": "assistant", "content": big},
         {"role": "user", "content": "latest"},
     ]
-    assert sum(estimate_tokens(m) for m in kept) <= 250
+    # By hand, at four characters a token plus four a message: 104 + 104 + 5 = 213 tokens
+    # fit in 250; one more 104-token message would not.
+    assert [estimate_tokens(m) for m in kept] == [104, 104, 5]
 
 
 def test_newest_user_message_kept_even_over_budget() -> None:
@@ -135,11 +137,9 @@ def test_a_unit_after_the_newest_user_message_that_does_not_fit_is_skipped() -> 
 def test_the_budget_counts_tool_calls_and_results_with_their_call() -> None:
     calls = assistant(calls=["c1"])
     session = build(user("q"), calls, tool("c1", "r" * 400), user("next"))
-    unit = [
-        {"role": "assistant", "content": "", "tool_calls": calls["tool_calls"]},
-        {"role": "tool", "tool_call_id": "c1", "content": "r" * 400},
-    ]
-    need = sum(estimate_tokens(m) for m in [{"role": "user", "content": "q"}, *unit])
-    need += estimate_tokens({"role": "user", "content": "next"})
+    # By hand, at four characters a token plus four a message: "q" is 0 + 4; the call is its
+    # 75 characters of JSON, [{"id":"c1","type":"function","function":{"name":"echo",
+    # "arguments":"{}"}}], so 18 + 4; the result is 100 + 4; "next" is 1 + 4.
+    need = 4 + 22 + 104 + 5
     assert len(history(session, max_tokens=need)) == 4  # exactly fits
     assert history(session, max_tokens=need - 1) == [{"role": "user", "content": "next"}]

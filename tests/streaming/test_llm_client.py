@@ -186,15 +186,18 @@ async def test_http_errors(
 @respx.mock
 async def test_connection_refused_is_unavailable(client: OpenAIChatClient) -> None:
     respx.post(URL).mock(side_effect=httpx.ConnectError("refused"))
-    with pytest.raises(UpstreamUnavailable):
+    with pytest.raises(UpstreamUnavailable) as raised:
         await collect(client)
+    assert raised.value.retryable
 
 
 @respx.mock
 async def test_connect_timeout_is_retryable_unavailable(client: OpenAIChatClient) -> None:
     respx.post(URL).mock(side_effect=httpx.ConnectTimeout("slow"))
-    with pytest.raises(UpstreamUnavailable):
+    with pytest.raises(UpstreamUnavailable) as raised:
         await collect(client)
+    assert raised.value.retryable is True
+    assert raised.value.detail == "Timed out connecting to the language model server."
 
 
 @respx.mock
