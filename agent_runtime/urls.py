@@ -14,6 +14,7 @@ urlpatterns = [
     path("openapi.json", views.openapi),
     path("agent/message/stream", streaming_views.message_stream),
     path("agent/sessions/<session_id:session_id>/cancel", streaming_views.session_cancel),
+    path("agent/sessions/<session_id:session_id>/stream", streaming_views.session_stream),
     path("agent/sessions", sessions_views.session_list),
     path("agent/sessions/<session_id:session_id>", sessions_views.session_detail),
     path("agent/sessions/<session_id:session_id>/messages", sessions_views.message_list),

@@ -128,7 +128,12 @@ def turn_open(
                     now=now,
                 )
         if taken is not None:
-            return TurnStart(session_pk=session_pk, turn_id=turn_id, history=_history(session_pk))
+            return TurnStart(
+                session_pk=session_pk,
+                turn_id=turn_id,
+                history=_history(session_pk),
+                opening_seq=seq,
+            )
     # Otherwise (a new session, a busy one, pending tool calls, a message_id to look up).
     with transaction.atomic():
         session = _session_for_update(session_id=session_id, create=True)
@@ -169,7 +174,12 @@ def turn_open(
         )
         _append(session, turn_id, messages)
         session.save(update_fields=_TURN_STATE_FIELDS)
-    return TurnStart(session_pk=session.pk, turn_id=turn_id, history=_history(session.pk))
+    return TurnStart(
+        session_pk=session.pk,
+        turn_id=turn_id,
+        history=_history(session.pk),
+        opening_seq=session.last_seq,
+    )
 
 
 def tool_result_submit(
@@ -217,7 +227,12 @@ def tool_result_submit(
         return TurnStart(
             session_pk=session.pk, turn_id=turn_id, pending_call_ids=[c["id"] for c in remaining]
         )
-    return TurnStart(session_pk=session.pk, turn_id=turn_id, history=_history(session.pk))
+    return TurnStart(
+        session_pk=session.pk,
+        turn_id=turn_id,
+        history=_history(session.pk),
+        opening_seq=session.last_seq,
+    )
 
 
 def turn_record(

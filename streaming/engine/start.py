@@ -53,14 +53,32 @@ class ToolOutput:
         return cls(session_id, call_id, content)
 
 
+@dataclass(slots=True, frozen=True)
+class OpenedTurn:
+    """An opened turn's events, and the turn they come from.
+
+    ``start`` is None when nothing runs: a stored answer replayed, or a tool result stored
+    while other calls of its step still wait.
+    """
+
+    session_id: str
+    events: AsyncIterator[TurnEvent]
+    start: TurnStart | None = None
+
+
 async def turn_events(*, turn_input: UserInput | ToolOutput) -> AsyncIterator[TurnEvent]:
     """Open the turn a user message or a tool result starts: its events."""
+    return (await turn_open_events(turn_input=turn_input)).events
+
+
+async def turn_open_events(*, turn_input: UserInput | ToolOutput) -> OpenedTurn:
+    """Open the turn a user message or a tool result starts."""
     if isinstance(turn_input, UserInput):
         return await turn_start(user_input=turn_input)
     return await turn_continue(tool_output=turn_input)
 
 
-async def turn_start(*, user_input: UserInput) -> AsyncIterator[TurnEvent]:
+async def turn_start(*, user_input: UserInput) -> OpenedTurn:
     """Open a user turn; raises ``SessionBusy`` (and the like) before any event."""
     turn_id = uuid.uuid4()
     start = await _open_when_free(
@@ -73,12 +91,13 @@ async def turn_start(*, user_input: UserInput) -> AsyncIterator[TurnEvent]:
             client_message_id=user_input.message_id,
         ),
     )
+    session_id = user_input.session_id
     if start.replay is not None:
-        return _replayed_events(start)
-    return Turn(start, session_id=user_input.session_id).events()
+        return OpenedTurn(session_id, _replayed_events(start))
+    return OpenedTurn(session_id, Turn(start, session_id=session_id).events(), start)
 
 
-async def turn_continue(*, tool_output: ToolOutput) -> AsyncIterator[TurnEvent]:
+async def turn_continue(*, tool_output: ToolOutput) -> OpenedTurn:
     """Store a client tool's result; the continuation's events once the step has them all."""
     turn_id = uuid.uuid4()
     start = await _open_or_abandon(
@@ -92,9 +111,10 @@ async def turn_continue(*, tool_output: ToolOutput) -> AsyncIterator[TurnEvent]:
             error_code=tool_output.error_code,
         ),
     )
+    session_id = tool_output.session_id
     if start.pending_call_ids:
-        return _still_pending_events(start.pending_call_ids)
-    return Turn(start, session_id=tool_output.session_id).events()
+        return OpenedTurn(session_id, _still_pending_events(start.pending_call_ids))
+    return OpenedTurn(session_id, Turn(start, session_id=session_id).events(), start)
 
 
 async def turn_cancel(*, session_id: str) -> uuid.UUID | None:
