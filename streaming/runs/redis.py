@@ -203,21 +203,23 @@ class RedisBroker(RunBroker):
 
     async def run_read(self, *, info: RunInfo, after: int) -> AsyncIterator[Logged]:
         meta, stream = _keys(info.session_id, info.turn_id)
+        turn = info.turn_id.encode()
         block_ms = max(int(settings.HEARTBEAT_SECONDS * 1000), 1)
         cursor: bytes | str = f"{after}-0"
         position = after
         while True:
             try:
-                reply = await self.client.xread({stream: cursor}, block=block_ms, count=512)
-                # Quiet for a heartbeat's time: is this run still there?
-                if not reply and await self.client.hget(meta, "turn") != info.turn_id.encode():
-                    return
+                if info.ended:  # all of it at once, before it expires
+                    entries = await self.client.xrange(stream, min=f"({after}-0")
+                else:
+                    reply = await self.client.xread({stream: cursor}, block=block_ms, count=512)
+                    entries = reply[0][1] if reply else []
+                    # Quiet for a heartbeat's time: is this run still there?
+                    if not entries and await self.client.hget(meta, "turn") != turn:
+                        return
             except (RedisError, OSError) as exc:
                 raise BrokerUnavailable() from exc
-            if not reply:
-                yield None, HEARTBEAT
-                continue
-            for entry_id, fields in reply[0][1]:
+            for entry_id, fields in entries:
                 cursor = entry_id
                 first, events = events_decode(fields[b"e"])
                 for n, event in enumerate(events, start=first):
@@ -226,6 +228,10 @@ class RedisBroker(RunBroker):
                         yield info.base + n, event
                 if b"end" in fields:
                     return
+            if info.ended:
+                return
+            if not entries:
+                yield None, HEARTBEAT
 
     async def available(self) -> bool:
         try:
