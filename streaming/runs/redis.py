@@ -122,7 +122,7 @@ class RedisBroker(RunBroker):
         # While a run goes on its keys are refreshed; a dead worker's expire by themselves.
         running_ttl = ttl + int(settings.TURN_LEASE_SECONDS)
         pipe = self.client.pipeline(transaction=False)
-        written: list[tuple[Run, int]] = []
+        written: list[tuple[Run, int, bool]] = []
         for run, copy in self._copies.items():
             meta, stream = _keys(run.session_id, run.turn_id)
             count, ended = len(run.log), run.ended
@@ -159,7 +159,7 @@ class RedisBroker(RunBroker):
                 copy.refreshed_at = now
                 pipe.expire(meta, running_ttl)
                 pipe.expire(stream, running_ttl)
-            written.append((run, count))
+            written.append((run, count, ended))
         if not len(pipe):
             return
         try:
@@ -167,12 +167,12 @@ class RedisBroker(RunBroker):
         except (RedisError, OSError):
             logger.warning("event broker: writing to Redis failed", exc_info=True)
             # Their copies now have a gap: stop copying these runs; they still run and store.
-            for run, _ in written:
+            for run, _, _ in written:
                 self._forget(run)
             return
-        for run, count in written:
+        for run, count, ended in written:
             self._copies[run].written = count
-            if run.ended:
+            if ended:  # as it was when written: it may have ended since, unwritten
                 self._forget(run)
 
     def _forget(self, run: Run) -> None:
