@@ -72,6 +72,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(self.server.page)
             return
+        if not self.path.startswith("/agent/"):  # the browser asks for a favicon, too
+            self.send_error(404)
+            return
         self.server.streams_opened += 1
         cut = self.server.streams_opened == 1  # only the first stream is cut
         headers = {"X-Internal-Auth": self.server.runtime.key, "Accept": "text/event-stream"}
@@ -88,8 +91,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.end_headers()
             sent = 0
             for chunk in upstream.iter_raw():
-                self.wfile.write(chunk)
-                self.wfile.flush()
+                try:
+                    self.wfile.write(chunk)
+                    self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the page was reloaded
                 sent += chunk.count(b"\ndata: ")
                 if cut and sent >= self.server.cut_after:
                     return  # the connection drops mid-turn
