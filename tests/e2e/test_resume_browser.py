@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -159,6 +160,8 @@ def test_a_reloaded_page_shows_the_whole_answer(
         gateway.server_close()
     poster.join(60)
 
-    stored = final_answer(session_id)
+    # Playwright's event loop runs in this thread: the ORM must run in another one.
+    with ThreadPoolExecutor(1) as pool:
+        stored = pool.submit(final_answer, session_id).result()
     assert stored.status == "complete"
     assert shown == stored.content == "".join(tokens)
