@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import shutil
 import statistics
 import subprocess
@@ -109,9 +110,12 @@ async def cpu_per_token(url: str, pids: dict[str, int], streams: int, window: fl
     async def client(http: aiohttp.ClientSession) -> None:
         nonlocal tokens
         while True:
-            got = await post_turn(http, url, f"cpu-{uuid.uuid4().hex[:10]}")
-            if measuring:
-                tokens += len(got) - 1
+            body = {"session_id": f"cpu-{uuid.uuid4().hex[:10]}", "content": "go"}
+            url_ = url + "/agent/message/stream"
+            async with http.post(url_, json=body, headers=HEADERS) as response:
+                assert response.status == 200, await response.text()
+                async for _ in events_of(response):
+                    tokens += measuring
 
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
         tasks = [asyncio.create_task(client(http)) for _ in range(streams)]
@@ -172,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
 
     ratio = on["runtime_us_per_token"] / off["runtime_us_per_token"]
     print(f"\nRuns' event logs, {args.streams} streams x 256 tokens at 10 ms (pinning {pinning})")
+    print(f"  machine load average (1, 5, 15 min) at the end: {os.getloadavg()}")
     print(f"  CPU per token, in-process broker: {off['runtime_us_per_token']:.1f} us")
     print(
         f"  CPU per token, Redis broker:      {on['runtime_us_per_token']:.1f} us "
