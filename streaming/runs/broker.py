@@ -87,6 +87,8 @@ class InProcessBroker(RunBroker):
         run.task.add_done_callback(lambda _: self._forget_later(run))
 
     def _forget_later(self, run: Run) -> None:
+        run.pack()
+
         def forget() -> None:
             if self._runs.get(run.session_id) is run:
                 del self._runs[run.session_id]

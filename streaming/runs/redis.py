@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-import orjson
 import redis.asyncio as redis
 from django.conf import settings
 from redis.asyncio.retry import Retry
@@ -27,38 +26,13 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from agent_runtime.errors import BrokerUnavailable
-from streaming.engine import events as turn_events
-from streaming.engine.events import HEARTBEAT, TurnEvent
+from streaming.engine.events import HEARTBEAT
 from streaming.runs.broker import RunBroker, RunInfo
-from streaming.runs.run import Logged, Run
+from streaming.runs.run import Logged, Run, events_decode, events_encode
 
 logger = logging.getLogger(__name__)
 
 PREFIX = "agent_runtime:run:"
-
-_EVENT_TYPES: dict[str, Any] = {
-    cls.__name__: cls
-    for cls in (
-        turn_events.TextDelta,
-        turn_events.ToolCallStarted,
-        turn_events.ToolCallArgsDelta,
-        turn_events.ToolCallReady,
-        turn_events.ToolResult,
-        turn_events.StepFinished,
-        turn_events.TurnFinished,
-        turn_events.TurnFailed,
-    )
-}
-
-
-def events_encode(first: int, events: list[TurnEvent]) -> bytes:
-    """``[first n, [[type name, fields], ...]]``"""
-    return orjson.dumps([first, [[type(event).__name__, event] for event in events]])
-
-
-def events_decode(raw: bytes) -> tuple[int, list[TurnEvent]]:
-    first, items = orjson.loads(raw)
-    return first, [_EVENT_TYPES[name](**fields) for name, fields in items]
 
 
 def _keys(session_id: str, turn_id: str) -> tuple[str, str]:

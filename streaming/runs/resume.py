@@ -10,7 +10,7 @@ from agent_runtime.errors import BrokerUnavailable
 from streaming.engine.events import TurnEvent
 from streaming.engine.start import OpenedTurn
 from streaming.runs.broker import RunInfo, get_run_broker
-from streaming.runs.run import Logged, numbered, run_first_reader, run_start
+from streaming.runs.run import Logged, Run, numbered, run_first_reader
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,8 @@ def run_events(*, opened: OpenedTurn, on_disconnect: str) -> AsyncIterator[Logge
     """
     if opened.start is None:
         return numbered(opened.events)
-    run = run_start(session_id=opened.session_id, start=opened.start, events=opened.events)
+    run = Run(session_id=opened.session_id, start=opened.start, events=opened.events)
+    get_run_broker().run_started(run)
     return run_first_reader(run, on_disconnect=on_disconnect)
 
 

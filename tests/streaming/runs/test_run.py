@@ -11,8 +11,7 @@ import pytest
 from sessions.records import TurnStart
 from streaming.engine.events import HEARTBEAT, StepFinished, TextDelta, TurnFinished
 from streaming.runs.broker import InProcessBroker
-from streaming.runs.redis import events_decode, events_encode
-from streaming.runs.run import EVENT_ID_STRIDE, Run, run_first_reader
+from streaming.runs.run import EVENT_ID_STRIDE, Run, events_decode, events_encode, run_first_reader
 
 
 class Script:
@@ -130,6 +129,13 @@ async def test_the_in_process_broker_finds_a_run_and_positions_a_cursor() -> Non
     await run.task
     rest = await collect(broker.run_read(info=info, after=1))
     assert rest == [(base + 2, TextDelta("b"))]
+    run.pack()  # as the broker keeps an ended run: the same events, as bytes
+    assert run.log == []
+    assert run.last_event_id == base + 2
+    assert await collect(broker.run_read(info=info, after=0)) == [
+        (base + 1, TextDelta("a")),
+        (base + 2, TextDelta("b")),
+    ]
     assert await broker.run_info(session_id="other") is None
 
 
