@@ -21,6 +21,7 @@ from typing import Any
 
 import redis.asyncio as redis
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -52,7 +53,7 @@ class _Copy:
 class RedisBroker(RunBroker):
     def __init__(self) -> None:
         if not settings.REDIS_URL:
-            raise ValueError("RedisBroker needs AGENT_RUNTIME__REDIS_URL")
+            raise ImproperlyConfigured("The Redis broker needs AGENT_RUNTIME__REDIS_URL.")
         self.client = redis.Redis.from_url(
             settings.REDIS_URL,
             socket_connect_timeout=1.0,
