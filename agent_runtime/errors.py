@@ -66,6 +66,15 @@ class ToolCallAnswered(Conflict):
     code, detail = "tool_call_answered", "This tool call already has a result."
 
 
+class IdempotencyConflict(Conflict):
+    """A ``message_id`` already used for a different message; replaying its answer would lie."""
+
+    code, detail = (
+        "idempotency_conflict",
+        "This message_id was already used with a different content or type.",
+    )
+
+
 class TurnStillRunning(SessionBusy):
     """A retry of a ``message_id`` whose turn has not ended; waiting would not help."""
 

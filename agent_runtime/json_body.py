@@ -11,14 +11,20 @@ from agent_runtime.errors import InvalidRequest, PayloadTooLarge, UnsupportedMed
 T = TypeVar("T")
 
 
+#: The tags of the request unions, which pydantic puts in an error's location.
+_UNION_TAGS = frozenset(
+    ("user_message", "tool_result", "envelope", "hitl_decision", "switch_agent")
+)
+
+
 def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
-    """Pydantic's errors as ``[{"field", "message", "type"}]``, without the union tag."""
+    """Pydantic's errors as ``[{"field", "message", "type"}]``, without the union tags."""
     errors = []
     for error in exc.errors(include_url=False, include_input=False):
-        loc = [str(part) for part in error["loc"]]
-        if loc and loc[0] in ("user_message", "tool_result"):
-            loc = loc[1:]
-        field = ".".join(loc) or ("type" if error["type"] == "invalid_type" else "body")
+        loc = [str(part) for part in error["loc"] if part not in _UNION_TAGS]
+        if error["type"] == "invalid_type":  # a union's discriminator: the type field
+            loc.append("type")
+        field = ".".join(loc) or "body"
         errors.append({"field": field, "message": error["msg"], "type": error["type"]})
     return errors
 

@@ -1,11 +1,17 @@
-"""ASGI lifespan for Django, which has none: close the upstream client on shutdown.
+"""ASGI lifespan for Django, which has none: warn at start-up of a way of running several
+workers that cannot share metrics, and close the upstream client on shutdown.
 
 Without it the pooled upstream connections are dropped unclosed when a worker stops
 (aiohttp then logs "Unclosed connector" at ERROR).
 """
 
+import logging
+
 from agent_runtime.asgi_types import ASGIApp, Receive, Scope, Send
+from agent_runtime.metrics import unshared_worker_problem
 from streaming.llm_client import reset_llm_client
+
+logger = logging.getLogger("agent_runtime.serve")
 
 
 class Lifespan:
@@ -19,6 +25,8 @@ class Lifespan:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                if problem := unshared_worker_problem():
+                    logger.warning(problem)
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await reset_llm_client()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -63,6 +64,35 @@ class ContextFilter(logging.Filter):
         return True
 
 
+class DisallowedHostFilter(logging.Filter):
+    """Django's ``DisallowedHost`` report as one WARNING line, at most one per ``interval``.
+
+    Django logs every request with a ``Host`` outside ``ALLOWED_HOSTS`` at ERROR with a
+    traceback: kilobytes per request that any client without a key can send. The line kept
+    says how many were dropped since the previous one (``suppressed``).
+    """
+
+    def __init__(self, interval: float = 10.0) -> None:
+        super().__init__()
+        self.interval = interval
+        self._next_at = float("-inf")
+        self._suppressed = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        if now < self._next_at:
+            self._suppressed += 1
+            return False
+        self._next_at = now + self.interval
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text = None, None
+        # The request object: its id is on the line already (and in the request log).
+        record.__dict__.pop("request", None)
+        if self._suppressed:
+            record.suppressed, self._suppressed = self._suppressed, 0
+        return True
+
+
 class _Redacting(logging.Formatter):
     """Removes configured secrets from the formatted text, whatever logged them."""
 
@@ -78,22 +108,54 @@ class _Redacting(logging.Formatter):
         return text
 
 
+# Characters that could end a log line, or move a terminal's cursor: C0, DEL, C1, and the
+# Unicode line and paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# Field values with these are quoted, so that a value cannot pose as another key=value.
+_NEEDS_QUOTES = re.compile(r'[\s"=]')
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with each control character written as its Python escape (``\\r``, ``\\x1b``)."""
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+
+
+def _plain_value(value: Any) -> str:
+    text = str(value)
+    if not text or _NEEDS_QUOTES.search(text):
+        return orjson.dumps(text).decode()
+    return text
+
+
 class PlainFormatter(_Redacting):
-    """``time level logger [request_id] message key=value...`` for people at a terminal."""
+    """``time level logger message request_id=... key=value...`` for people at a terminal.
+
+    A record is one line; a traceback follows it on lines indented by two spaces. Control
+    characters are escaped, so no value a client sent (a path with ``%0d%0a``) can start a
+    line that looks like another record.
+    """
 
     def __init__(self, *, secrets: list[str] | tuple[str, ...] = ()) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s", secrets=secrets)
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        head = self.formatMessage(record)
         fields = {k: v for k, v in _extra_fields(record).items() if v is not None}
         request_id = getattr(record, "request_id", None)
-        head, sep, tail = text.partition("\n")
         if request_id:
             fields = {"request_id": request_id, **fields}
         if fields:
-            head += " " + " ".join(f"{k}={v}" for k, v in fields.items())
-        return self._redact(head + sep + tail)
+            head += " " + " ".join(f"{k}={_plain_value(v)}" for k, v in fields.items())
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        tail = [record.exc_text] if record.exc_text else []
+        if record.stack_info:
+            tail.append(self.formatStack(record.stack_info))
+        lines = [escape_controls(head)]
+        lines += ["  " + escape_controls(line) for text in tail for line in text.split("\n")]
+        return self._redact("\n".join(lines))
 
 
 class JsonFormatter(_Redacting):

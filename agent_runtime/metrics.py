@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import multiprocessing
 import os
 import re
 
@@ -69,6 +70,23 @@ def request_observed(
 
 def multiprocess_dir() -> str | None:
     return os.environ.get(MULTIPROC_ENV) or None
+
+
+def unshared_worker_problem() -> str | None:
+    """Why ``/metrics`` of this process misleads, when another process started it as one of
+    its workers without a shared metrics directory (``uvicorn --workers N``); else None.
+
+    ``manage.py serve`` always sets the directory for several workers. uvicorn's ``--reload``
+    also starts its server as a child: the metrics are right then, the parent's log lines not.
+    """
+    if multiprocess_dir() is not None or multiprocessing.parent_process() is None:
+        return None
+    return (
+        f"this worker was started by another process (uvicorn --workers N, or --reload) "
+        f"without {MULTIPROC_ENV}: /metrics reports only the counts of whichever worker "
+        "answers, and the parent process does not log in the runtime's format. "
+        "Run several workers with `manage.py serve --workers N` (or AGENT_RUNTIME__WORKERS)."
+    )
 
 
 def _forget_dead_workers(path: str) -> None:

@@ -39,7 +39,8 @@ ERROR_DESCRIPTIONS = {
     401: "X-Internal-Auth is missing or wrong.",
     404: "Unknown session or path.",
     405: "Wrong method; `Allow` lists the right ones.",
-    409: "A turn is already running in this session.",
+    409: "A turn is already running in this session, a tool call already has its result, or "
+    "a `message_id` was already used with a different content.",
     413: "The body or the content is over the configured limit.",
     415: "The body is not `application/json`.",
     422: "Malformed JSON, or missing or invalid fields (each listed in `errors`).",

@@ -32,6 +32,8 @@ INSTALLED_APPS = [
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.messages",
+    # Its label is "sessions"; ours is "agent_sessions" (module "sessions"): no clash.
+    "django.contrib.sessions",
     "django.contrib.staticfiles",
     "servestatic",
     "agent_runtime.apps.AgentRuntimeConfig",
@@ -58,9 +60,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
 ]
-# The admin needs a session; signed cookies avoid installing django.contrib.sessions, whose
-# app label would collide with ours.
-SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+# The admin's sessions live in the database, so that logging out (or changing the password)
+# ends them: a copied cookie is worthless afterwards. Signed cookies would stay valid until they
+# expire. ``manage.py clearsessions`` deletes the expired rows.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_HTTPONLY = True
 
 ROOT_URLCONF = "agent_runtime.urls"
@@ -119,9 +122,13 @@ TIME_ZONE = "UTC"
 LANGUAGE_CODE = "en-us"
 
 # --- Request limits ----------------------------------------------------------------------------
+# Counted in code points: a character outside the BMP ("\U0001f600") is one.
 MAX_MESSAGE_CHARS = env.int("MAX_MESSAGE_CHARS", default=100_000)
-# Bodies above this are refused with 413 before they are parsed (4 bytes a char, plus room).
-MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=MAX_MESSAGE_CHARS * 4 + 64 * 1024)
+# Bodies above this are refused with 413 before they are parsed. The default lets any message
+# within MAX_MESSAGE_CHARS through in any JSON encoding (without padding): at worst 12 bytes a
+# character, one outside the BMP written as two escapes ("\ud83d\ude00"), plus 64 KiB for the
+# other fields.
+MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=MAX_MESSAGE_CHARS * 12 + 64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 
 # --- Authentication ----------------------------------------------------------------------------
@@ -190,7 +197,10 @@ LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json").lower()
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"context": {"()": "agent_runtime.logs.ContextFilter"}},
+    "filters": {
+        "context": {"()": "agent_runtime.logs.ContextFilter"},
+        "disallowed_host": {"()": "agent_runtime.logs.DisallowedHostFilter"},
+    },
     "formatters": {
         # Both remove these values from every line, whatever logged them.
         "json": {
@@ -214,6 +224,8 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         # 4xx answers are in our own request log already; keep Django's for 5xx only.
         "django.request": {"level": "ERROR"},
+        # A Host outside ALLOWED_HOSTS: one WARNING line (at most one per 10 s), no traceback.
+        "django.security.DisallowedHost": {"filters": ["disallowed_host"]},
         # uvicorn's own lines in the same format (it configured them before Django started).
         "uvicorn": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "uvicorn.access": {"handlers": ["console"], "level": "INFO", "propagate": False},
@@ -268,6 +280,9 @@ TOOL_REGISTRY = env.str("TOOL_REGISTRY", default="streaming.tools.registry.Setti
 TOOL_TIMEOUT_SECONDS = env.float("TOOL_TIMEOUT_SECONDS", default=30.0)
 # Model calls one turn may make before a runaway tool loop is stopped.
 TOOL_MAX_STEPS = env.int("TOOL_MAX_STEPS", default=8)
+# Tool calls one model call may make; the calls past it get an error event, do not run and
+# are not stored.
+TOOL_MAX_CALLS_PER_STEP = env.int("TOOL_MAX_CALLS_PER_STEP", default=32)
 
 # --- Upstream faults, heartbeats, busy sessions ------------------------------------------------
 # Attempts at a model call that fails before its first token (refused, 429, 5xx...).

@@ -9,15 +9,16 @@ import json
 from typing import Any
 
 from django.contrib import admin
+from django.db import connection
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from sessions.models import Message, Session
 from sessions.records import MessageInfo
-from sessions.selectors import lease_held_q, message_transcript, session_admin_queryset
+from sessions.selectors import message_transcript, session_admin_queryset
 from sessions.services import session_delete, session_delete_many
 
 #: Messages per transcript page: a 500-message session is five readable pages.
@@ -56,11 +57,10 @@ class TurnRunningFilter(admin.SimpleListFilter):
         return [("yes", "yes"), ("no", "no")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Session]) -> QuerySet[Session]:
-        running = lease_held_q(timezone.now())
         if self.value() == "yes":
-            return queryset.filter(running)
+            return queryset.lease_held(timezone.now())
         if self.value() == "no":
-            return queryset.exclude(running)
+            return queryset.lease_free(timezone.now())
         return queryset
 
 
@@ -160,11 +160,7 @@ class SessionAdmin(admin.ModelAdmin):
 
     @admin.display(description="turn running")
     def turn_running(self, session: Session) -> str:
-        expires = session.active_turn_expires_at
-        running = session.active_turn_id is not None and (
-            expires is None or expires > timezone.now()
-        )
-        return "running" if running else "—"
+        return "running" if session.lease_held else "—"
 
     # --- The transcript on the session's page --------------------------------------------------
 
@@ -177,8 +173,13 @@ class SessionAdmin(admin.ModelAdmin):
     ) -> HttpResponse:
         extra_context = dict(extra_context or {})
         if object_id.isdigit():
+            session_pk = int(object_id)
+            # A number no primary key can hold names no session (and SQLite cannot take it).
+            _, largest = connection.ops.integer_field_range(Session._meta.pk.get_internal_type())
+            if session_pk > largest:
+                raise Http404("No such session.")
             transcript = message_transcript(
-                session_pk=int(object_id),
+                session_pk=session_pk,
                 page=request.GET.get("page"),
                 per_page=TRANSCRIPT_PAGE_SIZE,
             )

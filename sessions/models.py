@@ -1,7 +1,39 @@
 """A session is one conversation; its messages are ordered by a per-session sequence number."""
 
+from datetime import datetime
+from typing import Self
+
 from django.db import models
-from django.db.models import Q
+from django.db.models import BooleanField, ExpressionWrapper, Q
+
+
+def lease_held_q(now: datetime) -> Q:
+    """The lease rule: a turn holds the session's lease and it has not expired."""
+    return Q(active_turn_id__isnull=False) & (
+        Q(active_turn_expires_at__isnull=True) | Q(active_turn_expires_at__gt=now)
+    )
+
+
+#: ``lease_held_q`` as SQL (``%s`` is now), for the hand-written statements of the hot path
+#: (``sessions.statements``); a test holds the two equal.
+LEASE_HELD_SQL = (
+    "(active_turn_id IS NOT NULL AND "
+    "(active_turn_expires_at IS NULL OR active_turn_expires_at > %s))"
+)
+
+
+class SessionQuerySet(models.QuerySet["Session"]):
+    def lease_held(self, now: datetime) -> Self:
+        return self.filter(lease_held_q(now))
+
+    def lease_free(self, now: datetime) -> Self:
+        return self.exclude(lease_held_q(now))
+
+    def with_lease_held(self, now: datetime) -> Self:
+        """Each session with ``lease_held``: the rule computed by the database, in the query."""
+        return self.annotate(
+            lease_held=ExpressionWrapper(lease_held_q(now), output_field=BooleanField())
+        )
 
 
 class Session(models.Model):
@@ -22,6 +54,8 @@ class Session(models.Model):
     # Tool calls of the last model step still waiting for a result from the client:
     # [{"id", "name"}]. A new user message closes them with a "not executed" result.
     pending_tool_calls = models.JSONField(null=True, blank=True)
+
+    objects = SessionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-last_activity_at"]

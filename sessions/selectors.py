@@ -12,7 +12,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from sessions import statements
-from sessions.models import Message, Session
+from sessions.models import Message, Session, lease_held_q
 from sessions.records import (
     ActivityKey,
     MessageInfo,
@@ -50,6 +50,17 @@ def message_history_for_upstream(
     sent starts with a user message, which every chat template accepts.
     """
     rows = statements.history_rows(session_pk=session_pk, limit=max_messages)
+    if rows and not any(row["role"] == _USER for row in rows):
+        # A long tool loop pushed the turn's user message out of the window: keep it, in
+        # place of the oldest row, so the model still sees what it was asked.
+        user = (
+            Message.objects.filter(session_id=session_pk, role=_USER)
+            .order_by("-seq")
+            .values("seq", "role", "content", "tool_calls", "tool_call_id")
+            .first()
+        )
+        if user is not None:
+            rows = [user, *rows[max(1, len(rows) - max_messages + 1) :]]
 
     # Chronological units with their estimated tokens (estimate_tokens, inlined: this runs
     # for up to max_messages rows every turn); a tool result whose call fell outside the
@@ -144,14 +155,7 @@ def turn_cancels_requested(*, turn_ids: Sequence[UUID]) -> list[UUID]:
 
 # --- Sessions API, admin and pruning -------------------------------------------------------
 
-_SESSION_FIELDS = (
-    "pk",
-    "session_id",
-    "created_at",
-    "last_activity_at",
-    "active_turn_id",
-    "active_turn_expires_at",
-)
+_SESSION_FIELDS = ("pk", "session_id", "created_at", "last_activity_at", "lease_held")
 _MESSAGE_FIELDS = (
     "seq",
     "role",
@@ -173,13 +177,6 @@ FAILED_STATUSES = (Message.Status.FAILED,)
 INTERRUPTED_STATUSES = (Message.Status.INTERRUPTED, Message.Status.CANCELLED)
 
 
-def lease_held_q(now: datetime) -> Q:
-    """Sessions in which a turn holds an unexpired lease (``services._lease_held`` in SQL)."""
-    return Q(active_turn_id__isnull=False) & (
-        Q(active_turn_expires_at__isnull=True) | Q(active_turn_expires_at__gt=now)
-    )
-
-
 def _per_session(aggregate: Aggregate) -> Subquery:
     """A correlated subquery computing ``aggregate`` over the session's messages."""
     return Subquery(
@@ -196,14 +193,13 @@ def _message_count() -> Coalesce:
     return Coalesce(_per_session(Count("*")), 0)
 
 
-def _session_info(row: dict[str, Any], now: datetime) -> SessionInfo:
-    expires = row["active_turn_expires_at"]
+def _session_info(row: dict[str, Any]) -> SessionInfo:
     return SessionInfo(
         session_id=row["session_id"],
         created_at=row["created_at"],
         last_activity_at=row["last_activity_at"],
         message_count=row["message_count"],
-        turn_running=row["active_turn_id"] is not None and (expires is None or expires > now),
+        turn_running=row["lease_held"],
     )
 
 
@@ -238,8 +234,9 @@ def session_list(*, limit: int, after: ActivityKey | None = None) -> SessionPage
     session created or active while a client pages moves to the front, before the pages already
     read, so the pages still to come neither repeat nor skip any session that stayed idle.
     """
-    now = timezone.now()
-    sessions = Session.objects.annotate(message_count=_message_count())
+    sessions = Session.objects.with_lease_held(timezone.now()).annotate(
+        message_count=_message_count()
+    )
     if after is not None:
         sessions = sessions.filter(
             Q(last_activity_at__lt=after.last_activity_at)
@@ -254,19 +251,19 @@ def session_list(*, limit: int, after: ActivityKey | None = None) -> SessionPage
     if len(rows) > limit:
         rows = rows[:limit]
         next_key = ActivityKey(last_activity_at=rows[-1]["last_activity_at"], pk=rows[-1]["pk"])
-    return SessionPage(sessions=[_session_info(row, now) for row in rows], next_key=next_key)
+    return SessionPage(sessions=[_session_info(row) for row in rows], next_key=next_key)
 
 
 def session_get(*, session_id: str) -> SessionInfo | None:
     """One session's metadata, or ``None`` if there is no such session (one query)."""
-    now = timezone.now()
     row = (
         Session.objects.filter(session_id=session_id)
+        .with_lease_held(timezone.now())
         .annotate(message_count=_message_count())
         .values(*_SESSION_FIELDS, "message_count")
         .first()
     )
-    return None if row is None else _session_info(row, now)
+    return None if row is None else _session_info(row)
 
 
 def message_list(*, session_id: str, after_seq: int, limit: int) -> MessagePage | None:
@@ -310,7 +307,7 @@ def message_transcript(*, session_pk: int, page: int | str | None, per_page: int
 
 def session_admin_queryset() -> QuerySet[Session]:
     """Sessions annotated with what the admin's list shows, computed in the list's one query."""
-    return Session.objects.annotate(
+    return Session.objects.with_lease_held(timezone.now()).annotate(
         message_count=_message_count(),
         total_tokens=_per_session(Sum("total_tokens")),
         model=Subquery(
@@ -333,7 +330,7 @@ def session_prune_batch(
 ) -> list[ActivityKey]:
     """The next ``limit`` sessions idle since before ``cutoff`` with no running turn, oldest
     first, after ``after``: only their keys, so memory stays bounded by ``limit``."""
-    sessions = Session.objects.filter(last_activity_at__lt=cutoff).exclude(lease_held_q(now))
+    sessions = Session.objects.filter(last_activity_at__lt=cutoff).lease_free(now)
     if after is not None:
         sessions = sessions.filter(
             Q(last_activity_at__gt=after.last_activity_at)
@@ -351,15 +348,13 @@ def session_prune_counts(*, cutoff: datetime, now: datetime) -> tuple[int, int, 
     """``(sessions, messages, kept_running)`` that a prune at ``cutoff`` would delete or keep."""
     idle = Session.objects.filter(last_activity_at__lt=cutoff)
     counts = idle.aggregate(idle=Count("pk"), running=Count("pk", filter=lease_held_q(now)))
-    messages = Message.objects.filter(
-        session__in=idle.exclude(lease_held_q(now)).values("pk")
-    ).count()
+    messages = Message.objects.filter(session__in=idle.lease_free(now).values("pk")).count()
     return counts["idle"] - counts["running"], messages, counts["running"]
 
 
 def session_idle_running_count(*, cutoff: datetime, now: datetime) -> int:
     """Sessions idle since before ``cutoff`` in which a turn is nevertheless running."""
-    return Session.objects.filter(lease_held_q(now), last_activity_at__lt=cutoff).count()
+    return Session.objects.lease_held(now).filter(last_activity_at__lt=cutoff).count()
 
 
 def session_exists(*, session_id: str) -> bool:

@@ -11,6 +11,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from agent_runtime.errors import (
+    IdempotencyConflict,
     NotFound,
     SessionBusy,
     ToolCallAnswered,
@@ -21,7 +22,6 @@ from sessions import statements
 from sessions.models import Message, Session
 from sessions.records import NewMessage, PruneResult, TurnStart
 from sessions.selectors import (
-    lease_held_q,
     message_history_for_upstream,
     message_turn_replay,
     session_idle_running_count,
@@ -45,23 +45,20 @@ _TURN_STATE_FIELDS = [
 
 
 def _session_for_update(*, session_id: str, create: bool) -> Session | None:
-    """Lock the session row for this transaction, creating it on first use."""
-    session = Session.objects.select_for_update().filter(session_id=session_id).first()
+    """Lock the session row for this transaction, creating it on first use; with
+    ``lease_held``."""
+    locked = Session.objects.select_for_update().with_lease_held(timezone.now())
+    session = locked.filter(session_id=session_id).first()
     if session is None and create:
         try:
             with transaction.atomic():
                 session = Session.objects.create(
                     session_id=session_id, last_activity_at=timezone.now()
                 )
+            session.lease_held = False  # type: ignore[attr-defined]
         except IntegrityError:  # created by a concurrent request in between
-            session = Session.objects.select_for_update().get(session_id=session_id)
+            session = locked.get(session_id=session_id)
     return session
-
-
-def _lease_held(session: Session) -> bool:
-    return session.active_turn_id is not None and (
-        session.active_turn_expires_at is None or session.active_turn_expires_at > timezone.now()
-    )
 
 
 def _take_lease(session: Session, turn_id: UUID) -> None:
@@ -106,7 +103,8 @@ def turn_open(
 
     Raises ``SessionBusy`` when another turn holds the lease, or when ``client_message_id``
     names a turn that is still running. A repeated ``client_message_id`` whose turn ended
-    stores nothing and returns the stored answer to replay.
+    stores nothing and returns the stored answer to replay; one that named a different
+    message (another content, or not a user message) raises ``IdempotencyConflict``.
     """
     if client_message_id is None:
         # The common turn: a known, idle session. Two statements instead of the ORM's five.
@@ -141,11 +139,14 @@ def turn_open(
         if client_message_id is not None:
             earlier = (
                 Message.objects.filter(session=session, client_message_id=client_message_id)
-                .values("turn_id", "seq")
+                .values("turn_id", "seq", "role", "content")
                 .first()
             )
             if earlier is not None:
-                if _lease_held(session) and session.active_turn_id == earlier["turn_id"]:
+                # As with payment APIs' idempotency keys: a retry must be the same request.
+                if earlier["role"] != Message.Role.USER or earlier["content"] != content:
+                    raise IdempotencyConflict()
+                if session.lease_held and session.active_turn_id == earlier["turn_id"]:
                     raise TurnStillRunning()
                 return TurnStart(
                     session_pk=session.pk,
@@ -154,7 +155,7 @@ def turn_open(
                         session_pk=session.pk, turn_id=earlier["turn_id"], after_seq=earlier["seq"]
                     ),
                 )
-        if _lease_held(session):
+        if session.lease_held:
             raise SessionBusy()
         _take_lease(session, turn_id)
         session.last_activity_at = timezone.now()
@@ -195,7 +196,7 @@ def tool_result_submit(
         session = _session_for_update(session_id=session_id, create=False)
         if session is None:
             raise NotFound("Unknown session.")
-        if _lease_held(session):
+        if session.lease_held:
             raise SessionBusy()
         pending = session.pending_tool_calls or []
         call = next((c for c in pending if c["id"] == call_id), None)
@@ -271,6 +272,25 @@ def turn_record(
             )
 
 
+def turn_step_record(
+    *,
+    session_pk: int,
+    turn_id: UUID,
+    messages: Sequence[NewMessage],
+    pending_tool_calls: list[dict[str, str]],
+) -> list[dict[str, Any]] | None:
+    """Store a model step that called tools. With calls pending on the client the turn ends
+    here (None); otherwise the history for the next model call, within the context budget."""
+    turn_record(
+        session_pk=session_pk,
+        turn_id=turn_id,
+        messages=messages,
+        finished=bool(pending_tool_calls),
+        pending_tool_calls=pending_tool_calls,
+    )
+    return None if pending_tool_calls else _history(session_pk)
+
+
 def turn_abandon(*, session_id: str, turn_id: UUID) -> None:
     """Release the lease of a turn whose client left before it began streaming.
 
@@ -300,7 +320,7 @@ def turn_cancel_request(*, session_id: str) -> UUID | None:
         session = _session_for_update(session_id=session_id, create=False)
         if session is None:
             raise NotFound("Unknown session.")
-        if not _lease_held(session):
+        if not session.lease_held:
             return None
         session.cancel_turn_id = session.active_turn_id
         session.save(update_fields=["cancel_turn_id", "updated_at"])
@@ -401,7 +421,7 @@ def session_prune(
             deletable = list(
                 Session.objects.select_for_update(skip_locked=True)
                 .filter(pk__in=[key.pk for key in keys], last_activity_at__lt=result.cutoff)
-                .exclude(lease_held_q(timezone.now()))
+                .lease_free(timezone.now())
                 .values_list("pk", flat=True)
             )
             sessions, messages = _sessions_delete_locked(deletable)

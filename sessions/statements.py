@@ -17,7 +17,7 @@ from uuid import UUID
 
 from django.db import connection
 
-from sessions.models import Message, Session
+from sessions.models import LEASE_HELD_SQL, Message, Session
 from sessions.records import NewMessage
 
 _S = Session._meta.db_table
@@ -74,7 +74,7 @@ def lease_take_if_free(
             "cancel_turn_id = NULL, last_activity_at = %s, updated_at = %s, "
             "last_seq = last_seq + 1 "
             "WHERE session_id = %s AND pending_tool_calls IS NULL "
-            "AND (active_turn_id IS NULL OR active_turn_expires_at <= %s) "
+            f"AND NOT {LEASE_HELD_SQL} "
             "RETURNING id, last_seq",
             [_uuid(turn_id), _stamp(expires), stamp, stamp, session_id, stamp],
         )

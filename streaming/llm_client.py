@@ -244,12 +244,18 @@ class OpenAIChatClient:
             body = (await response.aread())[:500].decode(errors="replace")
         except httpx.TransportError:
             body = ""
+        # The body may name the upstream's internals or quote the request: the log has it,
+        # the client gets the status and a generic message.
+        logger.warning(
+            "upstream error response",
+            extra={"upstream_status": response.status_code, "upstream_body": body},
+        )
         retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         if response.status_code == 429:
             raise UpstreamRateLimited(retry_after=retry_after)
         raise UpstreamHTTPError(
             response.status_code,
-            f"The language model server answered HTTP {response.status_code}: {body}".strip(),
+            f"The language model server answered HTTP {response.status_code}.",
             retry_after=retry_after,
         )
 

@@ -70,7 +70,8 @@ class ToolResultRequest(_StreamRequestBase):
         return self
 
 
-def _request_kind(value: Any) -> str:
+def request_kind(value: Any) -> str:
+    """The flat request's ``type`` (``user_message`` when absent), for the discriminator."""
     kind = (
         value.get("type", "user_message")
         if isinstance(value, dict)
@@ -83,7 +84,7 @@ StreamRequest = Annotated[
     Annotated[UserMessageRequest, Tag("user_message")]
     | Annotated[ToolResultRequest, Tag("tool_result")],
     Discriminator(
-        _request_kind,
+        request_kind,
         custom_error_type="invalid_type",
         custom_error_message="type must be 'user_message' or 'tool_result'",
     ),

@@ -150,3 +150,13 @@ def tool_rejected(call: ToolCall) -> ToolOutcome:
     code = "unknown_tool" if call.tool is None else "invalid_arguments"
     telemetry.tool_called(tool_name=call.name, outcome=code, duration_s=0.0)
     return ToolOutcome(call, error=call.problem, error_code=code)
+
+
+def tool_over_limit(call: ToolCall, limit: int) -> ToolOutcome:
+    """The outcome of a call past ``TOOL_MAX_CALLS_PER_STEP``: it does not run."""
+    telemetry.tool_called(tool_name=call.name, outcome="tool_call_limit", duration_s=0.0)
+    return ToolOutcome(
+        call,
+        error=f"not executed: more than {limit} tool calls in one step",
+        error_code="tool_call_limit",
+    )

@@ -13,15 +13,15 @@ from agent_runtime.errors import InvalidRequest, MethodNotAllowed, NotFound, Pay
 from agent_runtime.json_body import parse_json_body, validation_errors
 from sessions import selectors
 from streaming.engine.start import turn_cancel, turn_open_events
-from streaming.protocol import (
-    CancelResult,
-    ResumeQuery,
-    ToolResultRequest,
-    UserMessageRequest,
-    stream_request_adapter,
+from streaming.protocol import CancelResult, ResumeQuery, ToolResultRequest, UserMessageRequest
+from streaming.protocols.codelab import (
+    CodelabEnvelope,
+    codelab_stream,
+    codelab_turn_input,
+    message_stream_adapter,
 )
 from streaming.protocols.seed import seed_stream, seed_turn_input
-from streaming.runs.resume import Encoder, run_events, run_resume
+from streaming.runs.resume import Encoder, events_only, run_events, run_resume
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -33,18 +33,27 @@ class EventStreamResponse(StreamingHttpResponse):
 
     def __init__(self, frames: AsyncIterator[bytes], **kwargs: Any) -> None:
         super().__init__(frames, content_type="text/event-stream", **kwargs)
+        self.frames = frames
         self["Cache-Control"] = "no-cache"
         self["X-Accel-Buffering"] = "no"
 
     def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
-        return self._iterator
+        return self.frames
 
 
 @csrf_exempt  # authenticated by X-Internal-Auth, not by a browser cookie
 async def message_stream(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         raise MethodNotAllowed()
-    body = stream_request_checked(parse_json_body(request, stream_request_adapter))
+    body = parse_json_body(request, message_stream_adapter)
+    if isinstance(body, CodelabEnvelope):  # the Codelab gateway's dialect
+        turn_input, new_session_id = codelab_turn_input(body)
+        opened = await turn_open_events(turn_input=turn_input)
+        items = run_events(opened=opened, on_disconnect=settings.ON_DISCONNECT)
+        return EventStreamResponse(
+            codelab_stream(events_only(items), new_session_id=new_session_id)
+        )
+    body = stream_request_checked(body)
     opened = await turn_open_events(turn_input=seed_turn_input(body))
     on_disconnect = body.on_disconnect or settings.ON_DISCONNECT
     return EventStreamResponse(seed_stream(run_events(opened=opened, on_disconnect=on_disconnect)))

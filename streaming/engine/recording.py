@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from asgiref.sync import sync_to_async
 
@@ -14,24 +15,22 @@ from streaming.engine.step import Step
 logger = logging.getLogger(__name__)
 
 
-async def step_store(*, start: TurnStart, step: Step, model: str) -> list[NewMessage]:
-    """Store a step that called tools, with the results it has; the turn goes on unless
-    client-side calls wait (then the turn ends here and they become the session's pending
-    calls). Returns the messages stored."""
+async def step_store(*, start: TurnStart, step: Step, model: str) -> list[dict[str, Any]] | None:
+    """Store a step that called tools, with the results it has. With client-side calls
+    waiting the turn ends here (None); otherwise the history for the next model call."""
     pending = step.pending_client_calls()
     messages = [
         step.assistant_message(status="complete", model=model),
         *step.tool_messages(stopped=False),
     ]
-    await sync_to_async(services.turn_record)(
+    history = await sync_to_async(services.turn_step_record)(
         session_pk=start.session_pk,
         turn_id=start.turn_id,
         messages=messages,
-        finished=bool(pending),
         pending_tool_calls=[{"id": c.id, "name": c.name} for c in pending],
     )
     step.stored = True
-    return messages
+    return history
 
 
 async def turn_store_end(

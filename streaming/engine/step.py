@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import orjson
 
@@ -82,18 +81,3 @@ def call_ready_event(call: ToolCall) -> ToolCallReady:
         executor=call.executor,
         problem=call.problem,
     )
-
-
-def history_entries(messages: list[NewMessage]) -> list[dict[str, Any]]:
-    """Stored messages of a step as the next model call reads them."""
-    entries: list[dict[str, Any]] = []
-    for message in messages:
-        if message.role == Message.Role.ASSISTANT:
-            entries.append(
-                {"role": "assistant", "content": message.content, "tool_calls": message.tool_calls}
-            )
-        else:
-            entries.append(
-                {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
-            )
-    return entries

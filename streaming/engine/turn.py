@@ -31,9 +31,9 @@ from streaming.engine.events import (
 from streaming.engine.heartbeat import HeartbeatTimer
 from streaming.engine.model_call import CALL_END, ModelCall
 from streaming.engine.recording import step_store, turn_store_end
-from streaming.engine.step import Step, call_ready_event, history_entries
+from streaming.engine.step import Step, call_ready_event
 from streaming.llm_client import ContentDelta, StreamEnd, ToolCallDelta, get_llm_client
-from streaming.tool_calls import ToolCall, ToolOutcome, tool_rejected, tool_run
+from streaming.tool_calls import ToolCall, ToolOutcome, tool_over_limit, tool_rejected, tool_run
 from streaming.tools.registry import get_tool_registry
 
 _CANCEL = object()
@@ -90,8 +90,9 @@ class Turn:
                     break
                 async for event in self._tool_step(step):
                     yield event
-                stored = await step_store(start=self.start, step=step, model=self.model)
-                self.messages.extend(history_entries(stored))
+                history = await step_store(start=self.start, step=step, model=self.model)
+                if history is not None:
+                    self.messages = history
                 yield StepFinished(step.number, step.end.finish_reason, step.end.usage)
                 if pending := [c.id for c in step.pending_client_calls()]:
                     self.ended_by_step = True
@@ -168,10 +169,17 @@ class Turn:
     async def _tool_step(self, step: Step) -> AsyncIterator[TurnEvent]:
         """Announce the step's calls, run the server-side ones concurrently, relay outcomes."""
         calls = step.assembler.calls(self.registry)
+        limit = settings.TOOL_MAX_CALLS_PER_STEP
+        # The calls past the limit are answered here and left out of the step (and so of the
+        # history): a model that asks for thousands cannot make the turn store thousands.
+        calls, over_limit = calls[:limit], calls[limit:]
         step.calls = calls
         self.heartbeat.touch()
         for call in calls:
             yield call_ready_event(call)
+        for call in over_limit:
+            yield call_ready_event(call)
+            yield step.outcome_event(tool_over_limit(call, limit))
         for call in calls:
             if call.problem is not None:
                 yield step.outcome_event(tool_rejected(call))

@@ -22,7 +22,7 @@ import orjson
 from django.utils import timezone
 
 from sessions.records import TurnStart
-from streaming.engine import events as turn_events
+from streaming.engine import events as engine_events
 from streaming.engine.events import HEARTBEAT, Heartbeat, TurnEvent, TurnFailed, TurnFinished
 
 logger = logging.getLogger(__name__)
@@ -39,14 +39,14 @@ _tasks: set[asyncio.Task[None]] = set()
 _EVENT_TYPES: dict[str, Any] = {
     cls.__name__: cls
     for cls in (
-        turn_events.TextDelta,
-        turn_events.ToolCallStarted,
-        turn_events.ToolCallArgsDelta,
-        turn_events.ToolCallReady,
-        turn_events.ToolResult,
-        turn_events.StepFinished,
-        turn_events.TurnFinished,
-        turn_events.TurnFailed,
+        engine_events.TextDelta,
+        engine_events.ToolCallStarted,
+        engine_events.ToolCallArgsDelta,
+        engine_events.ToolCallReady,
+        engine_events.ToolResult,
+        engine_events.StepFinished,
+        engine_events.TurnFinished,
+        engine_events.TurnFailed,
     )
 }
 

@@ -63,7 +63,7 @@ def test_every_error_status_lists_its_codes_from_the_error_classes() -> None:
     assert codes["Unauthorized"] == ["unauthorized"]
     assert {"conflict", "session_busy"} <= set(codes["Conflict"])
     assert codes["PayloadTooLarge"] == ["payload_too_large"]
-    assert codes["InvalidRequest"] == ["invalid_request"]
+    assert codes["InvalidRequest"] == ["invalid_request", "unsupported_message_type"]
     assert codes == {
         ERROR_RESPONSE_NAMES[status]: values for status, values in client_error_codes().items()
     }

@@ -86,6 +86,22 @@ def test_retried_message_id_creates_nothing_new(rt: Runtime, devllm: DevLLM) -> 
     assert Message.objects.filter(session__session_id="retry").count() == 2
 
 
+def test_a_message_id_reused_with_another_content_is_409_idempotency_conflict(
+    rt: Runtime, devllm: DevLLM
+) -> None:
+    devllm.script({"content": "Sent 10 to Alice."})
+    post_stream(rt.client, {"session_id": "key", "content": "send Alice 10", "message_id": "k"})
+    response = rt.client.post(
+        "/agent/message/stream",
+        json={"session_id": "key", "content": "send Bob 10", "message_id": "k"},
+    )
+    assert response.status_code == 409
+    assert response.json()["code"] == "idempotency_conflict"
+    assert "Alice" not in response.text
+    assert [c for _, _, c in messages("key")] == ["send Alice 10", "Sent 10 to Alice."]
+    assert len(devllm.requests()) == 1
+
+
 def test_a_new_message_id_in_the_same_session_is_a_new_turn(rt: Runtime, devllm: DevLLM) -> None:
     devllm.script({"content": "First."}, {"content": "Second."})
     post_stream(rt.client, {"session_id": "ids", "content": "a", "message_id": "k1"})

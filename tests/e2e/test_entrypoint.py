@@ -122,6 +122,8 @@ def test_serve_answers_health_with_workers_and_never_migrates(served) -> None:  
     text = log.read_text()
     for line in filter(str.strip, text.splitlines()):
         assert isinstance(json.loads(line), dict), line  # every line is one JSON object
+    # Its workers share their metrics: no start-up warning that they do not.
+    assert "manage.py serve --workers N" not in text
     assert KEY not in text
     assert not metrics_dir.exists()  # the temporary directory went with the server
 

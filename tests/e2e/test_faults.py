@@ -132,6 +132,9 @@ def test_client_errors_are_not_retried(rt: Runtime, devllm: DevLLM) -> None:
     devllm.script({"fault": {"kind": "status", "status": 400}, "times": 10})
     frames = post_stream(rt.client, {"session_id": "400", "content": "hi"})
     assert frames[-2].data["metadata"]["code"] == "upstream_http_error"
+    # The upstream's own error body stays in the server's log.
+    assert frames[-2].data["metadata"]["message"] == "The language model server answered HTTP 400."
+    assert "scripted HTTP 400" in rt.log_text()
     assert len(devllm.requests()) == 1
 
 

@@ -167,3 +167,25 @@ def test_metrics_move_with_turns(runtime: Runtime, devllm: DevLLM) -> None:
     assert (
         _delta(before, after, "agent_runtime_http_requests_total", method="POST", status="200") == 4
     )
+
+
+def _unshared_warnings(log: Path) -> list[dict[str, Any]]:
+    return [
+        r
+        for r in _records(log)
+        if r["level"] == "WARNING" and "manage.py serve --workers N" in r["message"]
+    ]
+
+
+def test_plain_uvicorn_workers_say_at_start_that_metrics_need_manage_py_serve(
+    runtime_factory, runtime: Runtime
+) -> None:  # type: ignore[no-untyped-def]
+    # uvicorn --workers 2, as tests/servers.py starts it, without PROMETHEUS_MULTIPROC_DIR.
+    assert not _unshared_warnings(runtime.log)  # one worker: its metrics are the service's
+    two = runtime_factory(workers=2)
+    deadline = time.monotonic() + 10
+    while not _unshared_warnings(two.log) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (first, *_) = _unshared_warnings(two.log)
+    assert first["logger"] == "agent_runtime.serve"
+    assert "PROMETHEUS_MULTIPROC_DIR" in first["message"]

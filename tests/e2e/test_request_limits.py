@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from django.conf import settings
 
 from sessions.models import Message, Session
 from tests.servers import Runtime
@@ -63,7 +64,7 @@ def test_an_escaped_backslash_before_u0000_is_plain_text(runtime: Runtime) -> No
 def test_a_chunked_body_over_the_limit_is_413(runtime: Runtime) -> None:
     def chunks() -> Iterator[bytes]:  # no Content-Length: the wrapper counts
         yield b'{"session_id": "chunked", "content": "'
-        for _ in range(100):
+        for _ in range(settings.MAX_BODY_BYTES // 10_000 + 1):
             yield b"x" * 10_000
         yield b'"}'
 
@@ -73,6 +74,44 @@ def test_a_chunked_body_over_the_limit_is_413(runtime: Runtime) -> None:
     assert response.status_code == 413
     assert response.json() == {"detail": "Request body is too large.", "code": "payload_too_large"}
     assert response.headers["X-Request-ID"]
+    _nothing_written()
+
+
+def _escaped(body: dict) -> bytes:
+    """``body`` as JSON with every non-ASCII character escaped (a non-BMP one as a pair)."""
+    return json.dumps(body, ensure_ascii=True).encode()
+
+
+def test_the_longest_message_passes_in_its_longest_json_encoding(runtime: Runtime) -> None:
+    chars = settings.MAX_MESSAGE_CHARS
+    body = {
+        "session_id": "long",
+        "message_id": "\U0001f511" * 128,
+        "content": "\U0001f600" * chars,
+    }
+    raw = _escaped(body)
+    assert len(raw) > 12 * chars  # each "\ud83d\ude00" is one character, twelve bytes
+    response = runtime.client.post(
+        STREAM, content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    response.read()
+    assert Message.objects.get(session__session_id="long", role="user").content == body["content"]
+
+
+def test_one_character_more_is_refused_by_the_character_limit_not_the_byte_limit(
+    runtime: Runtime,
+) -> None:
+    chars = settings.MAX_MESSAGE_CHARS + 1
+    raw = _escaped({"session_id": "longer", "content": "\U0001f600" * chars})
+    response = runtime.client.post(
+        STREAM, content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413
+    assert response.json() == {
+        "detail": f"content is longer than {settings.MAX_MESSAGE_CHARS} characters.",
+        "code": "payload_too_large",
+    }
     _nothing_written()
 
 
@@ -109,7 +148,7 @@ def test_a_declared_length_over_the_limit_is_answered_before_the_body_is_sent(
 def test_the_413_needs_no_key_to_be_refused(runtime: Runtime) -> None:
     response = httpx.post(
         runtime.url + STREAM,
-        content=b"x" * 600_000,
+        content=b"x" * (settings.MAX_BODY_BYTES + 1),
         headers={"Content-Type": "application/json"},
     )
     assert response.status_code == 413

@@ -203,3 +203,21 @@ def test_deleting_needs_the_delete_permission(can_delete: bool, status: int) -> 
     response = client.post(f"{CHANGELIST}{session.pk}/delete/", {"post": "yes"})
     assert response.status_code == status
     assert Session.objects.filter(pk=session.pk).exists() is not can_delete
+
+
+@pytest.mark.parametrize("digits", [20, 25])
+def test_an_id_too_large_for_any_primary_key_is_404_not_a_crash(
+    admin_client: Client, digits: int
+) -> None:
+    # SQLite raised OverflowError on it (500); the largest 64-bit key is 19 digits.
+    make_session("real", messages=1)
+    response = admin_client.get(f"{CHANGELIST}{'9' * digits}/change/")
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
+
+
+def test_the_largest_possible_id_is_still_looked_up(admin_client: Client) -> None:
+    # Not a 404 from the range check: Django's own "perhaps it was deleted" redirect.
+    response = admin_client.get(f"{CHANGELIST}{2**63 - 1}/change/")
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"

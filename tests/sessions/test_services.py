@@ -4,7 +4,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from agent_runtime.errors import SessionBusy
+from agent_runtime.errors import IdempotencyConflict, SessionBusy
 from sessions import services
 from sessions.models import Message, Session
 from sessions.records import NewMessage
@@ -88,6 +88,24 @@ def test_repeated_message_id_replays_and_stores_nothing() -> None:
     assert [(m.role, m.content) for m in again.replay] == [("assistant", "the answer")]
     assert Message.objects.count() == 2
     assert Session.objects.get().active_turn_id is None
+
+
+def test_a_message_id_reused_with_another_content_is_a_conflict_and_stores_nothing() -> None:
+    start = open_turn(content="pay Alice 10", key="m-1")
+    finish(start, NewMessage(role="assistant", content="paid Alice", finish_reason="stop"))
+    with pytest.raises(IdempotencyConflict):
+        open_turn(content="pay Bob 10", key="m-1")
+    assert Message.objects.count() == 2
+    assert Session.objects.get().active_turn_id is None
+    # The identical retry still replays.
+    assert open_turn(content="pay Alice 10", key="m-1").replay is not None
+
+
+def test_a_message_id_reused_while_its_turn_runs_is_a_conflict_if_the_content_differs() -> None:
+    open_turn(content="first", key="m-1")
+    with pytest.raises(IdempotencyConflict):
+        open_turn(content="second", key="m-1")
+    assert Message.objects.count() == 1
 
 
 def test_repeated_message_id_of_a_running_turn_is_busy() -> None:

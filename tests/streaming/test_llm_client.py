@@ -165,13 +165,22 @@ async def test_rate_limit_carries_retry_after(client: OpenAIChatClient) -> None:
 @pytest.mark.parametrize(
     ("status", "retryable"), [(500, True), (503, True), (400, False), (401, False)]
 )
-async def test_http_errors(client: OpenAIChatClient, status: int, retryable: bool) -> None:
-    respx.post(URL).mock(return_value=httpx.Response(status, json={"error": {"message": "nope"}}))
+async def test_http_errors(
+    client: OpenAIChatClient, status: int, retryable: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = {"error": {"message": "nope: internal-host-7 " + "x" * 1000}}
+    respx.post(URL).mock(return_value=httpx.Response(status, json=body))
     with pytest.raises(UpstreamHTTPError) as raised:
         await collect(client)
     assert raised.value.status_code == status
     assert raised.value.retryable is retryable
-    assert "nope" in raised.value.detail
+    # The client is told the status only; the upstream's body, truncated, goes to the log.
+    assert raised.value.detail == f"The language model server answered HTTP {status}."
+    (record,) = [r for r in caplog.records if r.getMessage() == "upstream error response"]
+    assert record.levelname == "WARNING"
+    assert record.upstream_status == status  # type: ignore[attr-defined]
+    assert "nope: internal-host-7" in record.upstream_body  # type: ignore[attr-defined]
+    assert len(record.upstream_body) == 500  # type: ignore[attr-defined]
 
 
 @respx.mock
