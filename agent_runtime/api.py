@@ -18,12 +18,18 @@ from agent_runtime.health import HealthBody
 from sessions.schemas import (
     MessageListOut,
     MessageListQuery,
+    SessionDetailOut,
     SessionListOut,
     SessionListQuery,
-    SessionOut,
 )
 from streaming.event_metadata import StreamEventMetadata
-from streaming.protocol import CancelResult, SessionId, StreamEvent, StreamRequest
+from streaming.protocol import (
+    CancelResult,
+    ResumeQuery,
+    SessionId,
+    StreamEvent,
+    StreamRequest,
+)
 from streaming.tools.listing import ToolListOut
 
 
@@ -65,7 +71,7 @@ class SessionPath(BaseModel):
 
 
 SSE_DESCRIPTION = (
-    "Server-Sent Events. Each event is `id: <n>` (increasing within the stream) and "
+    "Server-Sent Events. Each event is `id: <n>` (unique within the session, increasing) and "
     "`data: <json>` where the JSON is a `StreamEvent` (its `metadata` is one of the "
     "`StreamEventMetadata` shapes), then a blank line; comment lines (`: ping`) may keep the "
     "connection open. The stream always ends with `data: [DONE]`."
@@ -143,7 +149,7 @@ ENDPOINTS: list[Endpoint] = [
         "getSession",
         "One session's metadata",
         path_params=SessionPath,
-        responses={200: Body("The session.", SessionOut)},
+        responses={200: Body("The session, and its running turn.", SessionDetailOut)},
         errors=(404, 503),
         tags=("sessions",),
     ),
@@ -179,6 +185,20 @@ ENDPOINTS: list[Endpoint] = [
         },
         errors=(404, 503),
         tags=("sessions",),
+    ),
+    Endpoint(
+        "get",
+        "/agent/sessions/{session_id}/stream",
+        "resumeStream",
+        "Follow the session's running turn from the last event seen (Last-Event-ID or after)",
+        path_params=SessionPath,
+        query=ResumeQuery,
+        responses={
+            200: Body(SSE_DESCRIPTION, StreamEvent, media_type="text/event-stream"),
+            204: Body("Nothing to resume: no turn runs or ended recently, or all was seen."),
+        },
+        errors=(404, 422, 503),
+        tags=("conversation",),
     ),
 ]
 

@@ -36,7 +36,7 @@ def settings_problems() -> list[str]:
             problems.append(
                 "AGENT_RUNTIME__SECRET_KEY is empty or a placeholder; set a real secret."
             )
-    for name in ("LLM_CLIENT",):
+    for name in ("LLM_CLIENT", "RUN_BROKER"):
         try:
             import_string(getattr(settings, name))
         except ImportError as exc:
@@ -53,6 +53,14 @@ def settings_problems() -> list[str]:
     if settings.SESSION_BUSY_STRATEGY not in ("reject", "enqueue", "interrupt"):
         problems.append(
             "AGENT_RUNTIME__SESSION_BUSY_STRATEGY must be reject, enqueue or interrupt."
+        )
+    if settings.REDIS_URL and not settings.REDIS_URL.startswith(
+        ("redis://", "rediss://", "unix://")
+    ):
+        problems.append("AGENT_RUNTIME__REDIS_URL must be a redis://, rediss:// or unix:// URL.")
+    if settings.RUN_BROKER.endswith(".RedisBroker") and not settings.REDIS_URL:
+        problems.append(
+            "AGENT_RUNTIME__RUN_BROKER is the Redis broker but AGENT_RUNTIME__REDIS_URL is empty."
         )
     if settings.TOOL_MAX_STEPS < 1:
         problems.append("AGENT_RUNTIME__TOOL_MAX_STEPS must be at least 1.")

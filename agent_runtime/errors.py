@@ -97,6 +97,10 @@ class Unavailable(AgentRuntimeError):
     code, status, detail = "unavailable", 503, "The database cannot be reached."
 
 
+class BrokerUnavailable(Unavailable):
+    detail = "The event broker cannot be reached."
+
+
 def error_response(error: AgentRuntimeError) -> JsonResponse:
     response = JsonResponse(error.as_dict(), status=error.status)
     # Set here, not only by CommonMiddleware: a refusal by an outer middleware (the key

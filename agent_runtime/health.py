@@ -3,7 +3,7 @@
 from typing import Literal
 
 from django.db import DatabaseError, connection
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 
 class HealthBody(BaseModel):
@@ -13,6 +13,10 @@ class HealthBody(BaseModel):
     service: Literal["agent-runtime"] = "agent-runtime"
     version: str
     database: Literal["ok", "unavailable"]
+    broker: Literal["ok", "unavailable"] = Field(
+        description="The event broker (AGENT_RUNTIME__RUN_BROKER). When it is unavailable "
+        "turns still run and are stored, but cannot be resumed; the status stays healthy."
+    )
 
 
 def database_ping() -> bool:

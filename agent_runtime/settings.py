@@ -269,6 +269,30 @@ TURN_LEASE_SECONDS = env.float("TURN_LEASE_SECONDS", default=30.0)
 # How often a worker looks for cancel requests aimed at its turns (one query per worker).
 CANCEL_POLL_SECONDS = env.float("CANCEL_POLL_SECONDS", default=0.2)
 
+# --- Runs: turns that outlive their connection, and their event logs -------------------------
+# What a client's leaving does to the turn it started: cancel (stored as interrupted) or continue
+# (the turn runs to its end; the cancel route stops it). A request may choose for itself.
+ON_DISCONNECT = env.str("ON_DISCONNECT", default="cancel")
+if ON_DISCONNECT not in ("cancel", "continue"):
+    raise ImproperlyConfigured(
+        f"AGENT_RUNTIME__ON_DISCONNECT must be cancel or continue, not {ON_DISCONNECT!r}"
+    )
+# How long a turn's events can still be replayed after it ends.
+RUN_EVENTS_TTL_SECONDS = env.float("RUN_EVENTS_TTL_SECONDS", default=600.0)
+# Redis for the event broker, e.g. redis://127.0.0.1:6379/0; needed for several workers or hosts.
+REDIS_URL = env.str("REDIS_URL", default="")
+# The event broker (dotted path): in-process unless REDIS_URL is set.
+RUN_BROKER = env.str(
+    "RUN_BROKER",
+    default="streaming.runs.redis.RedisBroker"
+    if REDIS_URL
+    else "streaming.runs.broker.InProcessBroker",
+)
+# Redis only: events are written at most this often, several turns' events in one round trip.
+RUN_EVENTS_FLUSH_SECONDS = env.float("RUN_EVENTS_FLUSH_SECONDS", default=0.002)
+# Redis only: the most entries a turn's stream keeps (each holds the events of one flush).
+RUN_EVENTS_MAX_ENTRIES = env.int("RUN_EVENTS_MAX_ENTRIES", default=100_000)
+
 # --- Tools -------------------------------------------------------------------------------------
 # Dotted paths of the active tools (streaming.tools.registry.Tool objects), comma-separated.
 TOOLS = env.list(

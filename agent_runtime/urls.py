@@ -16,6 +16,7 @@ urlpatterns = [
     path("agent/message/stream", streaming_views.message_stream),
     path("agent/sessions/<session_id:session_id>/cancel", streaming_views.session_cancel),
     path("agent/tools", tools_views.tools_view),
+    path("agent/sessions/<session_id:session_id>/stream", streaming_views.session_stream),
     path("agent/sessions", sessions_views.session_list),
     path("agent/sessions/<session_id:session_id>", sessions_views.session_detail),
     path("agent/sessions/<session_id:session_id>/messages", sessions_views.message_list),

@@ -17,16 +17,19 @@ from agent_runtime.errors import (
 )
 from agent_runtime.health import HealthBody, database_ping
 from agent_runtime.openapi import openapi_document
+from streaming.runs.broker import get_run_broker
 
 
 async def health(request: HttpRequest) -> JsonResponse:
     if request.method not in ("GET", "HEAD"):
         raise MethodNotAllowed()
     ok = await sync_to_async(database_ping)()
+    broker_ok = await get_run_broker().available()
     body = HealthBody(
         status="healthy" if ok else "unhealthy",
         version=settings.VERSION,
         database="ok" if ok else "unavailable",
+        broker="ok" if broker_ok else "unavailable",
     )
     return JsonResponse(body.model_dump(), status=200 if ok else 503)
 

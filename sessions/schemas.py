@@ -101,6 +101,22 @@ class SessionOut(_Out):
     turn_running: bool = Field(description="A turn is running: its lease is held, not expired.")
 
 
+class RunningTurnOut(BaseModel):
+    turn_id: str
+    started_at: datetime
+    last_event_id: int | None = Field(
+        description="The id of the turn's last event so far (a resume cursor); null before one."
+    )
+
+
+class SessionDetailOut(SessionOut):
+    running_turn: RunningTurnOut | None = Field(
+        default=None,
+        description="The turn running now, as the event broker knows it; null when none runs "
+        "or the broker cannot be reached.",
+    )
+
+
 class SessionListOut(BaseModel):
     sessions: list[SessionOut]
     next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: last.")

@@ -369,3 +369,7 @@ def session_prune_counts(*, cutoff: datetime, now: datetime) -> tuple[int, int, 
 def session_idle_running_count(*, cutoff: datetime, now: datetime) -> int:
     """Sessions idle since before ``cutoff`` in which a turn is nevertheless running."""
     return Session.objects.lease_held(now).filter(last_activity_at__lt=cutoff).count()
+
+
+def session_exists(*, session_id: str) -> bool:
+    return Session.objects.filter(session_id=session_id).exists()

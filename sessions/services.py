@@ -126,7 +126,12 @@ def turn_open(
                     now=now,
                 )
         if taken is not None:
-            return TurnStart(session_pk=session_pk, turn_id=turn_id, history=_history(session_pk))
+            return TurnStart(
+                session_pk=session_pk,
+                turn_id=turn_id,
+                history=_history(session_pk),
+                opening_seq=seq,
+            )
     # Otherwise (a new session, a busy one, pending tool calls, a message_id to look up).
     with transaction.atomic():
         session = _session_for_update(session_id=session_id, create=True)
@@ -170,7 +175,12 @@ def turn_open(
         )
         _append(session, turn_id, messages)
         session.save(update_fields=_TURN_STATE_FIELDS)
-    return TurnStart(session_pk=session.pk, turn_id=turn_id, history=_history(session.pk))
+    return TurnStart(
+        session_pk=session.pk,
+        turn_id=turn_id,
+        history=_history(session.pk),
+        opening_seq=session.last_seq,
+    )
 
 
 def tool_result_submit(
@@ -320,6 +330,7 @@ def _settle(
         session_pk=session.pk,
         turn_id=turn_id,
         approved_calls=[ApprovedCall(c["id"], c["name"], c["arguments"]) for c in pending],
+        opening_seq=session.last_seq,
     )
 
 

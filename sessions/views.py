@@ -15,11 +15,14 @@ from sessions.schemas import (
     MessageListOut,
     MessageListQuery,
     MessageOut,
+    RunningTurnOut,
+    SessionDetailOut,
     SessionListOut,
     SessionListQuery,
     SessionOut,
     cursor_encode,
 )
+from streaming.runs.resume import run_current
 
 Query = TypeVar("Query", bound=BaseModel)
 
@@ -64,7 +67,14 @@ async def session_detail(request: HttpRequest, session_id: str) -> HttpResponse:
         session = await sync_to_async(selectors.session_get)(session_id=session_id)
         if session is None:
             raise _unknown(session_id)
-        return _json(SessionOut.model_validate(session))
+        run = await run_current(session_id=session_id)
+        running_turn = None
+        if run is not None:
+            running_turn = RunningTurnOut(
+                turn_id=run.turn_id, started_at=run.started_at, last_event_id=run.last_event_id
+            )
+        detail = SessionDetailOut.model_validate(session)
+        return _json(detail.model_copy(update={"running_turn": running_turn}))
     if request.method == "DELETE":
         if not await sync_to_async(services.session_delete)(session_id=session_id):
             raise _unknown(session_id)

@@ -33,6 +33,7 @@ def _not_blank(value: str) -> str:
 NonBlank = Annotated[str, AfterValidator(_not_blank), Field(json_schema_extra={"pattern": r"\S"})]
 
 EventType = Literal["assistant_message", "tool_call", "tool_result", "error"]
+OnDisconnect = Literal["cancel", "continue"]
 
 
 class _StreamRequestBase(BaseModel):
@@ -42,6 +43,11 @@ class _StreamRequestBase(BaseModel):
     session_id: SessionId
     role: Literal["user"] = "user"
     message_id: ClientKey | None = None
+    on_disconnect: OnDisconnect | None = Field(
+        default=None,
+        description="What the client's leaving does to the turn: `cancel` stops it, "
+        "`continue` lets it run to its end. Default: AGENT_RUNTIME__ON_DISCONNECT.",
+    )
 
 
 class UserMessageRequest(_StreamRequestBase):
@@ -112,6 +118,16 @@ class StreamEvent(BaseModel):
         if self.metadata is not None:
             body["metadata"] = self.metadata
         return orjson.dumps(body)
+
+
+class ResumeQuery(BaseModel):
+    """``GET /agent/sessions/{session_id}/stream?after=``; ``Last-Event-ID`` wins over it."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    after: int | None = Field(
+        default=None, ge=0, description="The id of the last event seen; absent: from the start."
+    )
 
 
 class CancelResult(BaseModel):

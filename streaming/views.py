@@ -3,14 +3,17 @@
 from collections.abc import AsyncIterator
 from typing import Any
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
+from pydantic import ValidationError
 
-from agent_runtime.errors import MethodNotAllowed, PayloadTooLarge
-from agent_runtime.json_body import parse_json_body
-from streaming.engine.start import turn_cancel, turn_events
-from streaming.protocol import AnyStreamRequest, CancelResult, UserMessageRequest
+from agent_runtime.errors import InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
+from agent_runtime.json_body import parse_json_body, validation_errors
+from sessions import selectors
+from streaming.engine.start import turn_cancel, turn_open_events
+from streaming.protocol import AnyStreamRequest, CancelResult, ResumeQuery, UserMessageRequest
 from streaming.protocols.codelab import (
     CodelabEnvelope,
     codelab_stream,
@@ -18,6 +21,7 @@ from streaming.protocols.codelab import (
     message_stream_adapter,
 )
 from streaming.protocols.seed import seed_stream, seed_turn_input
+from streaming.runs.resume import Encoder, events_only, run_events, run_resume
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -44,10 +48,47 @@ async def message_stream(request: HttpRequest) -> HttpResponse:
     body = parse_json_body(request, message_stream_adapter)
     if isinstance(body, CodelabEnvelope):  # the Codelab gateway's dialect
         turn_input, new_session_id = codelab_turn_input(body)
-        events = await turn_events(turn_input=turn_input)
-        return EventStreamResponse(codelab_stream(events, new_session_id=new_session_id))
-    events = await turn_events(turn_input=seed_turn_input(stream_request_checked(body)))
-    return EventStreamResponse(seed_stream(events))
+        opened = await turn_open_events(turn_input=turn_input)
+        items = run_events(opened=opened, on_disconnect=settings.ON_DISCONNECT)
+        return EventStreamResponse(
+            codelab_stream(events_only(items), new_session_id=new_session_id)
+        )
+    body = stream_request_checked(body)
+    opened = await turn_open_events(turn_input=seed_turn_input(body))
+    on_disconnect = body.on_disconnect or settings.ON_DISCONNECT
+    return EventStreamResponse(seed_stream(run_events(opened=opened, on_disconnect=on_disconnect)))
+
+
+@csrf_exempt
+async def session_stream(request: HttpRequest, session_id: str) -> HttpResponse:
+    """``GET /agent/sessions/{session_id}/stream``: the running turn, resumed, in seed SSE."""
+    return await resumed_stream_response(request, session_id, encoder=seed_stream)
+
+
+async def resumed_stream_response(
+    request: HttpRequest, session_id: str, *, encoder: Encoder, **headers: str
+) -> HttpResponse:
+    """A session's run resumed after the client's cursor, in the format ``encoder`` writes;
+    ``204`` when there is nothing to resume. Any wire format's resume route can use it."""
+    if request.method != "GET":
+        raise MethodNotAllowed()
+    cursor = resume_cursor(request)
+    if not await sync_to_async(selectors.session_exists)(session_id=session_id):
+        raise NotFound(f"No session {session_id!r}.")
+    frames = await run_resume(session_id=session_id, cursor=cursor, encoder=encoder)
+    if frames is None:
+        return HttpResponse(status=204)
+    return EventStreamResponse(frames, headers=headers or None)
+
+
+def resume_cursor(request: HttpRequest) -> int | None:
+    """The last event id the client saw: ``Last-Event-ID`` (what a reconnecting
+    ``EventSource`` sends), else ``?after=``; None for neither."""
+    value = request.headers.get("Last-Event-ID") or request.GET.get("after") or None
+    try:
+        return ResumeQuery.model_validate({"after": value}).after
+    except ValidationError as exc:
+        raise InvalidRequest("Invalid event id.", errors=validation_errors(exc)) from None
 
 
 def stream_request_checked(body: AnyStreamRequest) -> AnyStreamRequest:

@@ -73,8 +73,26 @@ class ToolDecision:
 TurnInput = UserInput | ToolOutput | ToolDecision
 
 
+@dataclass(slots=True, frozen=True)
+class OpenedTurn:
+    """An opened turn's events, and the turn they come from.
+
+    ``start`` is None when nothing runs: a stored answer replayed, or an answer stored while
+    other calls of its step still wait.
+    """
+
+    session_id: str
+    events: AsyncIterator[TurnEvent]
+    start: TurnStart | None = None
+
+
 async def turn_events(*, turn_input: TurnInput) -> AsyncIterator[TurnEvent]:
     """Open the turn a user message, a tool result or a decision starts: its events."""
+    return (await turn_open_events(turn_input=turn_input)).events
+
+
+async def turn_open_events(*, turn_input: TurnInput) -> OpenedTurn:
+    """Open the turn a user message, a tool result or a decision starts."""
     if isinstance(turn_input, UserInput):
         return await turn_start(user_input=turn_input)
     if isinstance(turn_input, ToolDecision):
@@ -82,7 +100,7 @@ async def turn_events(*, turn_input: TurnInput) -> AsyncIterator[TurnEvent]:
     return await turn_continue(tool_output=turn_input)
 
 
-async def turn_start(*, user_input: UserInput) -> AsyncIterator[TurnEvent]:
+async def turn_start(*, user_input: UserInput) -> OpenedTurn:
     """Open a user turn; raises ``SessionBusy`` (and the like) before any event."""
     turn_id = uuid.uuid4()
     start = await _open_when_free(
@@ -95,12 +113,13 @@ async def turn_start(*, user_input: UserInput) -> AsyncIterator[TurnEvent]:
             client_message_id=user_input.message_id,
         ),
     )
+    session_id = user_input.session_id
     if start.replay is not None:
-        return _replayed_events(start)
-    return Turn(start, session_id=user_input.session_id).events()
+        return OpenedTurn(session_id, _replayed_events(start))
+    return OpenedTurn(session_id, Turn(start, session_id=session_id).events(), start)
 
 
-async def turn_continue(*, tool_output: ToolOutput) -> AsyncIterator[TurnEvent]:
+async def turn_continue(*, tool_output: ToolOutput) -> OpenedTurn:
     """Store a client tool's result; the continuation's events once the step has them all."""
     return await _answer(
         session_id=tool_output.session_id,
@@ -114,7 +133,7 @@ async def turn_continue(*, tool_output: ToolOutput) -> AsyncIterator[TurnEvent]:
     )
 
 
-async def turn_decide(*, decision: ToolDecision) -> AsyncIterator[TurnEvent]:
+async def turn_decide(*, decision: ToolDecision) -> OpenedTurn:
     """Store the user's decision on a call; the continuation's events once the step has all
     its answers (approved calls run first)."""
     arguments = None
@@ -135,9 +154,7 @@ async def turn_decide(*, decision: ToolDecision) -> AsyncIterator[TurnEvent]:
     )
 
 
-async def _answer(
-    *, session_id: str, submit: Callable[[uuid.UUID], TurnStart]
-) -> AsyncIterator[TurnEvent]:
+async def _answer(*, session_id: str, submit: Callable[[uuid.UUID], TurnStart]) -> OpenedTurn:
     """Store an answer to a pending call (``submit``, given the continuation's turn id)."""
     turn_id = uuid.uuid4()
     start = await _open_or_abandon(
@@ -146,12 +163,12 @@ async def _answer(
     return _answered_events(start, session_id=session_id)
 
 
-def _answered_events(start: TurnStart, *, session_id: str) -> AsyncIterator[TurnEvent]:
+def _answered_events(start: TurnStart, *, session_id: str) -> OpenedTurn:
     """After an answer to a pending call: the continuation, or the final event listing what
     still waits (either begins with the denial's result, when the answer was one)."""
     if start.pending_call_ids is not None:
-        return _still_pending_events(start)
-    return Turn(start, session_id=session_id).events()
+        return OpenedTurn(session_id, _still_pending_events(start))
+    return OpenedTurn(session_id, Turn(start, session_id=session_id).events(), start)
 
 
 async def turn_cancel(*, session_id: str) -> uuid.UUID | None:

@@ -1,7 +1,8 @@
 """The runtime's own SSE format: ``id:`` and ``data: {token, is_final, type, metadata}``.
 
-Every event that reaches the client gets the next ``id:``; text deltas are framed without
-building a model per token; heartbeats are ``: ping`` comments; ``data: [DONE]`` ends it.
+Every event that reaches the client carries its id (``streaming.runs.run``) as ``id:``; text
+deltas are framed without building a model per token; heartbeats are ``: ping`` comments;
+``data: [DONE]`` ends it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from streaming.protocol import (
     ToolApprovalRequest,
     UserMessageRequest,
 )
+from streaming.runs.run import Logged
 
 DONE_FRAME = b"data: [DONE]\n\n"
 PING_FRAME = b": ping\n\n"
@@ -95,18 +97,15 @@ def seed_event(event: TurnEvent) -> StreamEvent | None:
     return None
 
 
-async def seed_stream(events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
-    """A turn's events as the bytes of the seed format."""
-    event_id = 0
-    async with aclosing(events):
-        async for event in events:
+async def seed_stream(items: AsyncIterator[Logged]) -> AsyncIterator[bytes]:
+    """A turn's events, with their ids, as the bytes of the seed format."""
+    async with aclosing(items):
+        async for event_id, event in items:
             kind = type(event)
             if kind is TextDelta:
-                event_id += 1
-                yield token_frame(event_id, event.text)  # type: ignore[union-attr]
+                yield token_frame(event_id, event.text)  # type: ignore[arg-type,union-attr]
             elif kind is Heartbeat:
                 yield PING_FRAME
             elif (seed := seed_event(event)) is not None:
-                event_id += 1
-                yield event_frame(event_id, seed)
+                yield event_frame(event_id, seed)  # type: ignore[arg-type]
     yield DONE_FRAME

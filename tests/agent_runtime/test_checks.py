@@ -49,6 +49,17 @@ def test_bad_client_path_and_url_are_reported(settings) -> None:  # type: ignore
 
 
 @pytest.mark.timeout(300)
+def test_a_bad_broker_is_reported(settings) -> None:  # type: ignore[no-untyped-def]
+    settings.RUN_BROKER = "streaming.runs.redis.RedisBroker"
+    settings.REDIS_URL = ""
+    assert "AGENT_RUNTIME__REDIS_URL is empty" in " ".join(settings_problems())
+    settings.RUN_BROKER = "streaming.runs.nowhere.Broker"
+    settings.REDIS_URL = "localhost:6379"
+    problems = " ".join(settings_problems())
+    assert "RUN_BROKER: cannot import" in problems
+    assert "REDIS_URL must be" in problems
+
+
 def test_the_server_refuses_to_start_with_a_placeholder_key() -> None:
     result = _python(
         "-c",

@@ -35,11 +35,13 @@ def test_events_have_the_exact_format_and_order(runtime: Runtime, devllm: DevLLM
         '{"token":"","is_final":true,"type":"assistant_message","metadata":'
         '{"finish_reason":"stop","usage":{"prompt_tokens":4,"completion_tokens":3,"total_tokens":7}}}'
     )
+    # Ids: the turn opened by message 1, then its events counted from 1; the 4th (the end of
+    # the model step) is not an event of this format.
     assert raw == (
-        'id: 1\ndata: {"token":"Hello, ","is_final":false,"type":"assistant_message"}\n\n'
-        'id: 2\ndata: {"token":"world","is_final":false,"type":"assistant_message"}\n\n'
-        'id: 3\ndata: {"token":"!","is_final":false,"type":"assistant_message"}\n\n'
-        f"id: 4\ndata: {final}\n\n"
+        'id: 1000000001\ndata: {"token":"Hello, ","is_final":false,"type":"assistant_message"}\n\n'
+        'id: 1000000002\ndata: {"token":"world","is_final":false,"type":"assistant_message"}\n\n'
+        'id: 1000000003\ndata: {"token":"!","is_final":false,"type":"assistant_message"}\n\n'
+        f"id: 1000000005\ndata: {final}\n\n"
         "data: [DONE]\n\n"
     )
 
@@ -177,6 +179,7 @@ def test_health_reports_the_database(runtime: Runtime) -> None:
         "service": "agent-runtime",
         "version": "0.1.0",
         "database": "ok",
+        "broker": "ok",
     }
 
 

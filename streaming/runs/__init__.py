@@ -1,0 +1,1 @@
+"""Runs: turns that outlive their connection, their event logs, and their readers."""

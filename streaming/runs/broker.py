@@ -1,0 +1,116 @@
+"""Where readers find a session's run: the broker, chosen by ``AGENT_RUNTIME__RUN_BROKER``.
+
+``InProcessBroker`` (the default) serves the runs of this worker process from memory, which is
+enough for one worker. ``streaming.runs.redis.RedisBroker`` copies every run's log to Redis
+Streams, so that a reader on any worker or host can follow it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cache
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from streaming.runs.run import EVENT_ID_STRIDE, Logged, Run
+
+
+@dataclass(slots=True, frozen=True)
+class RunInfo:
+    """A session's current run, or its last one if it ended within ``RUN_EVENTS_TTL_SECONDS``."""
+
+    session_id: str
+    turn_id: str
+    #: The id of the turn's events before the first: ``opening_seq * EVENT_ID_STRIDE``.
+    base: int
+    started_at: datetime
+    #: The id of the last event logged so far; None before the first.
+    last_event_id: int | None
+    ended: bool
+
+    def position(self, cursor: int | None) -> int:
+        """How many of this run's events a reader that saw ``cursor`` has: 0 for a cursor
+        from another turn (or none), so that it gets this turn from its start."""
+        if cursor is None or cursor // EVENT_ID_STRIDE != self.base // EVENT_ID_STRIDE:
+            return 0
+        return cursor - self.base
+
+    def caught_up(self, position: int) -> bool:
+        """Nothing more will come for a reader at ``position``."""
+        return self.ended and position >= (self.last_event_id or self.base) - self.base
+
+
+class RunBroker:
+    """The interface every broker implements."""
+
+    def run_started(self, run: Run) -> None:
+        """A run began in this process; called before its first event."""
+        raise NotImplementedError
+
+    async def run_info(self, *, session_id: str) -> RunInfo | None:
+        """The session's current or recently ended run; raises ``BrokerUnavailable``."""
+        raise NotImplementedError
+
+    def run_read(self, *, info: RunInfo, after: int) -> AsyncIterator[Logged]:
+        """The run's events after its ``after``-th, then live until it ends. Heartbeats come
+        when it is quiet for ``HEARTBEAT_SECONDS``. Raises ``BrokerUnavailable``."""
+        raise NotImplementedError
+
+    async def available(self) -> bool:
+        """Whether the broker answers now (for ``/health``)."""
+        raise NotImplementedError
+
+
+def run_info_of(run: Run) -> RunInfo:
+    return RunInfo(
+        session_id=run.session_id,
+        turn_id=run.turn_id,
+        base=run.base,
+        started_at=run.started_at,
+        last_event_id=run.last_event_id,
+        ended=run.ended,
+    )
+
+
+class InProcessBroker(RunBroker):
+    """Runs of this process, kept in memory for ``RUN_EVENTS_TTL_SECONDS`` after they end."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, Run] = {}
+
+    def run_started(self, run: Run) -> None:
+        self._runs[run.session_id] = run
+        run.task.add_done_callback(lambda _: self._forget_later(run))
+
+    def _forget_later(self, run: Run) -> None:
+        run.pack()
+
+        def forget() -> None:
+            if self._runs.get(run.session_id) is run:
+                del self._runs[run.session_id]
+
+        asyncio.get_running_loop().call_later(settings.RUN_EVENTS_TTL_SECONDS, forget)
+
+    async def run_info(self, *, session_id: str) -> RunInfo | None:
+        run = self._runs.get(session_id)
+        return None if run is None else run_info_of(run)
+
+    async def run_read(self, *, info: RunInfo, after: int) -> AsyncIterator[Logged]:
+        run = self._runs.get(info.session_id)
+        if run is None or run.turn_id != info.turn_id:
+            return
+        async for item in run.follow(after):
+            yield item
+
+    async def available(self) -> bool:
+        return True
+
+
+@cache
+def get_run_broker() -> RunBroker:
+    """This process's broker, built once from ``AGENT_RUNTIME__RUN_BROKER``."""
+    return import_string(settings.RUN_BROKER)()

@@ -1,0 +1,217 @@
+"""The Redis Streams broker: every run's log copied to Redis, readable from any worker or host.
+
+Per session, a hash ``agent_runtime:run:<session_id>`` names the current run (``turn``,
+``base``, ``started``, and ``ended``: the id of the turn once it ended); per turn, a stream
+``agent_runtime:run:<session_id>:<turn>`` holds its events. One task per process writes, at
+most every ``RUN_EVENTS_FLUSH_SECONDS``, the new events of all its runs in one pipeline: each
+entry holds the events of one run since the last write, and its id is ``<n of its last
+event>-0`` (``<n>-1`` for an end mark without events), so that ``XREAD`` from ``<n>-0``
+returns exactly what follows event ``n``. Nothing is written to the database per event. When
+Redis fails, the runs go on and are stored; only their copies in Redis stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Any
+
+import redis.asyncio as redis
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from agent_runtime.errors import BrokerUnavailable
+from streaming.engine.events import HEARTBEAT
+from streaming.runs.broker import RunBroker, RunInfo
+from streaming.runs.run import Logged, Run, events_decode, events_encode
+
+logger = logging.getLogger(__name__)
+
+PREFIX = "agent_runtime:run:"
+
+
+def _keys(session_id: str, turn_id: str) -> tuple[str, str]:
+    return PREFIX + session_id, f"{PREFIX}{session_id}:{turn_id}"
+
+
+class _Copy:
+    """How much of one run is in Redis."""
+
+    __slots__ = ("refreshed_at", "written")
+
+    def __init__(self) -> None:
+        self.written = -1  # -1: not even its hash
+        self.refreshed_at = 0.0
+
+
+class RedisBroker(RunBroker):
+    def __init__(self) -> None:
+        if not settings.REDIS_URL:
+            raise ImproperlyConfigured("The Redis broker needs AGENT_RUNTIME__REDIS_URL.")
+        self.client = redis.Redis.from_url(
+            settings.REDIS_URL,
+            socket_connect_timeout=1.0,
+            # Above the longest XREAD BLOCK, so that a quiet run is not taken for a dead server.
+            socket_timeout=settings.HEARTBEAT_SECONDS + 10,
+            retry=Retry(NoBackoff(), 1),
+        )
+        self._copies: dict[Run, _Copy] = {}
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+
+    # Writing. ---------------------------------------------------------------------------------
+
+    def run_started(self, run: Run) -> None:
+        self._copies[run] = _Copy()
+        run.on_change = self._changed
+        self._changed()
+
+    def _changed(self) -> None:
+        if self._writer is None or self._writer.done():
+            # A fresh context: the writer outlives the request that started it.
+            self._writer = asyncio.get_running_loop().create_task(
+                self._write_loop(), context=contextvars.Context()
+            )
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._copies:
+            await self._wake.wait()
+            self._wake.clear()
+            began = loop.time()
+            await self._write(began)
+            pause = settings.RUN_EVENTS_FLUSH_SECONDS - (loop.time() - began)
+            if pause > 0:
+                await asyncio.sleep(pause)
+
+    async def _write(self, now: float) -> None:
+        """One pipeline with the new events of every run; then forget the runs that ended."""
+        ttl = int(settings.RUN_EVENTS_TTL_SECONDS)
+        # While a run goes on its keys are refreshed; a dead worker's expire by themselves.
+        running_ttl = ttl + int(settings.TURN_LEASE_SECONDS)
+        pipe = self.client.pipeline(transaction=False)
+        written: list[tuple[Run, int, bool]] = []
+        for run, copy in self._copies.items():
+            meta, stream = _keys(run.session_id, run.turn_id)
+            count, ended = len(run.log), run.ended
+            if copy.written < 0:
+                pipe.hset(
+                    meta,
+                    mapping={
+                        "turn": run.turn_id,
+                        "base": run.base,
+                        "started": run.started_at.isoformat(),
+                        "ended": "",
+                    },
+                )
+            if count > max(copy.written, 0):
+                first = max(copy.written, 0)
+                fields: dict[str, Any] = {"e": events_encode(first + 1, run.log[first:count])}
+                if ended:
+                    fields["end"] = 1
+                pipe.xadd(
+                    stream,
+                    fields,
+                    id=f"{count}-0",
+                    maxlen=settings.RUN_EVENTS_MAX_ENTRIES,
+                    approximate=True,
+                )
+            elif ended:
+                pipe.xadd(stream, {"e": events_encode(count + 1, []), "end": 1}, id=f"{count}-1")
+            if ended:
+                # The turn's id, not a flag: a newer turn may already have taken the hash.
+                pipe.hset(meta, "ended", run.turn_id)
+                pipe.expire(meta, ttl)
+                pipe.expire(stream, ttl)
+            elif now - copy.refreshed_at > running_ttl / 3:
+                copy.refreshed_at = now
+                pipe.expire(meta, running_ttl)
+                pipe.expire(stream, running_ttl)
+            written.append((run, count, ended))
+        if not len(pipe):
+            return
+        try:
+            await pipe.execute()
+        except (RedisError, OSError):
+            logger.warning("event broker: writing to Redis failed", exc_info=True)
+            # Their copies now have a gap: stop copying these runs; they still run and store.
+            for run, _, _ in written:
+                self._forget(run)
+            return
+        for run, count, ended in written:
+            self._copies[run].written = count
+            if ended:  # as it was when written: it may have ended since, unwritten
+                self._forget(run)
+
+    def _forget(self, run: Run) -> None:
+        self._copies.pop(run, None)
+        run.on_change = None
+
+    # Reading. ---------------------------------------------------------------------------------
+
+    async def run_info(self, *, session_id: str) -> RunInfo | None:
+        try:
+            meta = await self.client.hgetall(PREFIX + session_id)
+            if not meta:
+                return None
+            turn_id = meta[b"turn"].decode()
+            last = await self.client.xrevrange(_keys(session_id, turn_id)[1], count=1)
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable() from exc
+        base = int(meta[b"base"])
+        n = int(last[0][0].split(b"-")[0]) if last else 0
+        return RunInfo(
+            session_id=session_id,
+            turn_id=turn_id,
+            base=base,
+            started_at=datetime.fromisoformat(meta[b"started"].decode()),
+            last_event_id=base + n if n else None,
+            ended=meta[b"ended"] == meta[b"turn"],
+        )
+
+    async def run_read(self, *, info: RunInfo, after: int) -> AsyncIterator[Logged]:
+        meta, stream = _keys(info.session_id, info.turn_id)
+        turn = info.turn_id.encode()
+        block_ms = max(int(settings.HEARTBEAT_SECONDS * 1000), 1)
+        cursor: bytes | str = f"{after}-0"
+        position = after
+        while True:
+            try:
+                if info.ended:  # all of it at once, before it expires
+                    entries = await self.client.xrange(stream, min=f"({after}-0")
+                else:
+                    reply = await self.client.xread({stream: cursor}, block=block_ms, count=512)
+                    entries = reply[0][1] if reply else []
+                    # Quiet for a heartbeat's time: is this run still there?
+                    if not entries and await self.client.hget(meta, "turn") != turn:
+                        return
+            except (RedisError, OSError) as exc:
+                raise BrokerUnavailable() from exc
+            for entry_id, fields in entries:
+                cursor = entry_id
+                first, events = events_decode(fields[b"e"])
+                for n, event in enumerate(events, start=first):
+                    if n > position:
+                        position = n
+                        yield info.base + n, event
+                if b"end" in fields:
+                    return
+            if info.ended:
+                return
+            if not entries:
+                yield None, HEARTBEAT
+
+    async def available(self) -> bool:
+        try:
+            async with asyncio.timeout(1.0):
+                await self.client.ping()
+        except (RedisError, OSError, TimeoutError):
+            return False
+        return True
