@@ -35,8 +35,9 @@ def wait_until_up(
             return
         except httpx.TransportError:
             time.sleep(0.05)
-    process.kill()  # nobody else holds it: a server that never came up is not left behind
-    process.wait()
+    # Nobody else holds it: a server that never came up is not left behind (terminate, so
+    # that uvicorn stops its workers too).
+    ServerProcess(url=url, process=process, log=log).stop()
     raise RuntimeError(f"{url} did not come up:\n{log.read_text()[-3000:]}")
 
 
