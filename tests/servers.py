@@ -38,12 +38,9 @@ def wait_until_up(
             return
         except httpx.TransportError:
             time.sleep(0.05)
-    process.terminate()  # lets uvicorn's supervisor stop its workers too
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    # Nobody else holds it: a server that never came up is not left behind (terminate, so
+    # that uvicorn stops its workers too).
+    ServerProcess(url=url, process=process, log=log).stop()
     raise RuntimeError(f"{url} did not come up:\n{log.read_text()[-3000:]}")
 
 
