@@ -66,6 +66,10 @@ class ToolCallAnswered(Conflict):
     code, detail = "tool_call_answered", "This tool call already has a result."
 
 
+class NothingToRegenerate(Conflict):
+    code, detail = "nothing_to_regenerate", "The session has no user message to answer again."
+
+
 class TurnStillRunning(SessionBusy):
     """A retry of a ``message_id`` whose turn has not ended; waiting would not help."""
 

@@ -16,7 +16,7 @@ def validation_errors(exc: ValidationError) -> list[dict[str, Any]]:
     errors = []
     for error in exc.errors(include_url=False, include_input=False):
         loc = [str(part) for part in error["loc"]]
-        if loc and loc[0] in ("user_message", "tool_result"):
+        if loc and loc[0] in ("user_message", "tool_result", "regenerate"):
             loc = loc[1:]
         field = ".".join(loc) or ("type" if error["type"] == "invalid_type" else "body")
         errors.append({"field": field, "message": error["msg"], "type": error["type"]})

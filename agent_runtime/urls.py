@@ -4,6 +4,7 @@ from django.urls import path, re_path, register_converter
 from agent_runtime import views
 from agent_runtime.converters import SessionIdConverter
 from sessions import views as sessions_views
+from streaming import frontend_views
 from streaming import views as streaming_views
 
 register_converter(SessionIdConverter, "session_id")
@@ -14,6 +15,9 @@ urlpatterns = [
     path("openapi.json", views.openapi),
     path("agent/message/stream", streaming_views.message_stream),
     path("agent/sessions/<session_id:session_id>/cancel", streaming_views.session_cancel),
+    path("agent/ai-sdk/chat", frontend_views.ai_sdk_chat),
+    path("agent/ai-sdk/chat/<session_id:session_id>/stream", frontend_views.ai_sdk_chat_resume),
+    path("agent/ag-ui", frontend_views.ag_ui_run),
     path("agent/sessions", sessions_views.session_list),
     path("agent/sessions/<session_id:session_id>", sessions_views.session_detail),
     path("agent/sessions/<session_id:session_id>/messages", sessions_views.message_list),

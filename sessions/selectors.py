@@ -135,6 +135,16 @@ def _usage(message: Message) -> dict[str, int]:
     return {k: v for k, v in usage.items() if v is not None}
 
 
+def session_pending_call_ids(*, session_id: str) -> list[str]:
+    """The ids of the session's tool calls still waiting for a client's result."""
+    pending = (
+        Session.objects.filter(session_id=session_id)
+        .values_list("pending_tool_calls", flat=True)
+        .first()
+    )
+    return [call["id"] for call in pending or ()]
+
+
 def turn_cancels_requested(*, turn_ids: Sequence[UUID]) -> list[UUID]:
     """Which of these running turns someone asked to cancel."""
     return list(

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from agent_runtime.errors import (
     NotFound,
+    NothingToRegenerate,
     SessionBusy,
     ToolCallAnswered,
     ToolCallNotFound,
@@ -55,6 +56,16 @@ def _session_for_update(*, session_id: str, create: bool) -> Session | None:
                 )
         except IntegrityError:  # created by a concurrent request in between
             session = Session.objects.select_for_update().get(session_id=session_id)
+    return session
+
+
+def _idle_session_for_update(*, session_id: str) -> Session:
+    """Lock an existing session in which no turn runs: ``NotFound``, ``SessionBusy`` if not."""
+    session = _session_for_update(session_id=session_id, create=False)
+    if session is None:
+        raise NotFound("Unknown session.")
+    if _lease_held(session):
+        raise SessionBusy()
     return session
 
 
@@ -182,11 +193,7 @@ def tool_result_submit(
     a turn runs. Nothing is written in any of those cases.
     """
     with transaction.atomic():
-        session = _session_for_update(session_id=session_id, create=False)
-        if session is None:
-            raise NotFound("Unknown session.")
-        if _lease_held(session):
-            raise SessionBusy()
+        session = _idle_session_for_update(session_id=session_id)
         pending = session.pending_tool_calls or []
         call = next((c for c in pending if c["id"] == call_id), None)
         if call is None:
@@ -217,6 +224,30 @@ def tool_result_submit(
         return TurnStart(
             session_pk=session.pk, turn_id=turn_id, pending_call_ids=[c["id"] for c in remaining]
         )
+    return TurnStart(session_pk=session.pk, turn_id=turn_id, history=_history(session.pk))
+
+
+def turn_regenerate_open(*, session_id: str, turn_id: UUID) -> TurnStart:
+    """Start a turn that answers the last user message again.
+
+    Everything after that message (the answer, its tool calls and results) is marked
+    superseded: it stays stored but leaves the history sent upstream. Calls of it still
+    waiting for a client's result wait no more. Raises ``NotFound`` for an unknown session,
+    ``SessionBusy`` while a turn runs, ``NothingToRegenerate`` without a user message.
+    """
+    with transaction.atomic():
+        session = _idle_session_for_update(session_id=session_id)
+        messages = Message.objects.filter(session=session)
+        last_user = (
+            messages.filter(role=Message.Role.USER).order_by("-seq").values_list("seq", flat=True)
+        ).first()
+        if last_user is None:
+            raise NothingToRegenerate()
+        messages.filter(seq__gt=last_user, superseded=False).update(superseded=True)
+        session.pending_tool_calls = None
+        _take_lease(session, turn_id)
+        session.last_activity_at = timezone.now()
+        session.save(update_fields=_TURN_STATE_FIELDS)
     return TurnStart(session_pk=session.pk, turn_id=turn_id, history=_history(session.pk))
 
 

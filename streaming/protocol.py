@@ -64,6 +64,12 @@ class ToolResultRequest(_StreamRequestBase):
         return self
 
 
+class RegenerateRequest(_StreamRequestBase):
+    """Answer the session's last user message again; the earlier answer is superseded."""
+
+    type: Literal["regenerate"]
+
+
 def _request_kind(value: Any) -> str:
     kind = (
         value.get("type", "user_message")
@@ -75,16 +81,16 @@ def _request_kind(value: Any) -> str:
 
 StreamRequest = Annotated[
     Annotated[UserMessageRequest, Tag("user_message")]
-    | Annotated[ToolResultRequest, Tag("tool_result")],
+    | Annotated[ToolResultRequest, Tag("tool_result")]
+    | Annotated[RegenerateRequest, Tag("regenerate")],
     Discriminator(
         _request_kind,
         custom_error_type="invalid_type",
-        custom_error_message="type must be 'user_message' or 'tool_result'",
+        custom_error_message="type must be 'user_message', 'tool_result' or 'regenerate'",
     ),
 ]
-stream_request_adapter: TypeAdapter[UserMessageRequest | ToolResultRequest] = TypeAdapter(
-    StreamRequest
-)
+AnyStreamRequest = UserMessageRequest | ToolResultRequest | RegenerateRequest
+stream_request_adapter: TypeAdapter[AnyStreamRequest] = TypeAdapter(StreamRequest)
 
 
 class StreamEvent(BaseModel):

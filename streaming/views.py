@@ -11,8 +11,8 @@ from agent_runtime.errors import MethodNotAllowed, PayloadTooLarge
 from agent_runtime.json_body import parse_json_body
 from streaming.engine.start import turn_cancel, turn_events
 from streaming.protocol import (
+    AnyStreamRequest,
     CancelResult,
-    ToolResultRequest,
     UserMessageRequest,
     stream_request_adapter,
 )
@@ -44,13 +44,18 @@ async def message_stream(request: HttpRequest) -> HttpResponse:
     return EventStreamResponse(seed_stream(events))
 
 
-def stream_request_checked(
-    body: UserMessageRequest | ToolResultRequest,
-) -> UserMessageRequest | ToolResultRequest:
+def stream_request_checked(body: AnyStreamRequest) -> AnyStreamRequest:
     """The limits a parsed stream request must also meet."""
-    if isinstance(body, UserMessageRequest) and len(body.content) > settings.MAX_MESSAGE_CHARS:
-        raise PayloadTooLarge(f"content is longer than {settings.MAX_MESSAGE_CHARS} characters.")
+    if isinstance(body, UserMessageRequest):
+        user_content_checked(body.content)
     return body
+
+
+def user_content_checked(content: str) -> str:
+    """A user message's text, within ``MAX_MESSAGE_CHARS`` (whatever the wire format)."""
+    if len(content) > settings.MAX_MESSAGE_CHARS:
+        raise PayloadTooLarge(f"content is longer than {settings.MAX_MESSAGE_CHARS} characters.")
+    return content
 
 
 @csrf_exempt

@@ -24,6 +24,7 @@ from sessions.records import TurnStart
 from streaming.active_turns import active_turns
 from streaming.engine.events import TextDelta, TurnEvent, TurnFinished
 from streaming.engine.turn import Turn
+from streaming.tools.registry import Tool
 
 
 @dataclass(slots=True, frozen=True)
@@ -33,6 +34,8 @@ class UserInput:
     session_id: str
     content: str
     message_id: str | None = None
+    #: Client-side tools the request declared for this turn, on top of the configured ones.
+    extra_tools: tuple[Tool, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -43,21 +46,55 @@ class ToolOutput:
     call_id: str
     content: str
     error_code: str = ""
+    extra_tools: tuple[Tool, ...] = ()
 
     @classmethod
-    def of(cls, *, session_id: str, call_id: str, result: Any, error: str | None) -> ToolOutput:
+    def of(
+        cls,
+        *,
+        session_id: str,
+        call_id: str,
+        result: Any,
+        error: str | None,
+        extra_tools: tuple[Tool, ...] = (),
+    ) -> ToolOutput:
         """From a result (any JSON value; a string is taken as it is) or an error message."""
         if error is not None:
-            return cls(session_id, call_id, orjson.dumps({"error": error}).decode(), "tool_error")
-        content = result if isinstance(result, str) else orjson.dumps(result).decode()
-        return cls(session_id, call_id, content)
+            content, code = orjson.dumps({"error": error}).decode(), "tool_error"
+        else:
+            content = result if isinstance(result, str) else orjson.dumps(result).decode()
+            code = ""
+        return cls(session_id, call_id, content, code, extra_tools)
 
 
-async def turn_events(*, turn_input: UserInput | ToolOutput) -> AsyncIterator[TurnEvent]:
-    """Open the turn a user message or a tool result starts: its events."""
+@dataclass(slots=True, frozen=True)
+class Regenerate:
+    """Answer the session's last user message again; the answer it had is superseded."""
+
+    session_id: str
+    extra_tools: tuple[Tool, ...] = ()
+
+
+TurnInput = UserInput | ToolOutput | Regenerate
+
+
+async def turn_events(*, turn_input: TurnInput) -> AsyncIterator[TurnEvent]:
+    """Open the turn a user message, a tool result or a regenerate starts: its events."""
     if isinstance(turn_input, UserInput):
         return await turn_start(user_input=turn_input)
+    if isinstance(turn_input, Regenerate):
+        return await turn_regenerate(regenerate=turn_input)
     return await turn_continue(tool_output=turn_input)
+
+
+async def turn_events_each(*, turn_inputs: list[TurnInput]) -> AsyncIterator[TurnEvent]:
+    """Submit several inputs in order (a client posting all of a step's tool results at once):
+    the events of the last one. The ones before it must open no turn, as a tool result
+    that leaves calls pending does; if one does, its turn is closed unread."""
+    for turn_input in turn_inputs[:-1]:
+        events = await turn_events(turn_input=turn_input)
+        await events.aclose()  # type: ignore[attr-defined]
+    return await turn_events(turn_input=turn_inputs[-1])
 
 
 async def turn_start(*, user_input: UserInput) -> AsyncIterator[TurnEvent]:
@@ -75,7 +112,9 @@ async def turn_start(*, user_input: UserInput) -> AsyncIterator[TurnEvent]:
     )
     if start.replay is not None:
         return _replayed_events(start)
-    return Turn(start, session_id=user_input.session_id).events()
+    return Turn(
+        start, session_id=user_input.session_id, extra_tools=user_input.extra_tools
+    ).events()
 
 
 async def turn_continue(*, tool_output: ToolOutput) -> AsyncIterator[TurnEvent]:
@@ -94,7 +133,25 @@ async def turn_continue(*, tool_output: ToolOutput) -> AsyncIterator[TurnEvent]:
     )
     if start.pending_call_ids:
         return _still_pending_events(start.pending_call_ids)
-    return Turn(start, session_id=tool_output.session_id).events()
+    return Turn(
+        start, session_id=tool_output.session_id, extra_tools=tool_output.extra_tools
+    ).events()
+
+
+async def turn_regenerate(*, regenerate: Regenerate) -> AsyncIterator[TurnEvent]:
+    """Open a turn answering the last user message again; raises ``SessionBusy`` and the
+    like before any event."""
+    turn_id = uuid.uuid4()
+    start = await _open_or_abandon(
+        session_id=regenerate.session_id,
+        turn_id=turn_id,
+        open_turn=lambda: services.turn_regenerate_open(
+            session_id=regenerate.session_id, turn_id=turn_id
+        ),
+    )
+    return Turn(
+        start, session_id=regenerate.session_id, extra_tools=regenerate.extra_tools
+    ).events()
 
 
 async def turn_cancel(*, session_id: str) -> uuid.UUID | None:

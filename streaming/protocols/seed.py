@@ -21,8 +21,13 @@ from streaming.engine.events import (
     TurnFailed,
     TurnFinished,
 )
-from streaming.engine.start import ToolOutput, UserInput
-from streaming.protocol import StreamEvent, ToolResultRequest, UserMessageRequest
+from streaming.engine.start import Regenerate, ToolOutput, TurnInput, UserInput
+from streaming.protocol import (
+    AnyStreamRequest,
+    RegenerateRequest,
+    StreamEvent,
+    UserMessageRequest,
+)
 
 DONE_FRAME = b"data: [DONE]\n\n"
 PING_FRAME = b": ping\n\n"
@@ -44,10 +49,12 @@ def token_frame(event_id: int, token: str) -> bytes:
     return b"id: %d\n" % event_id + _TOKEN_HEAD + orjson.dumps(token) + _TOKEN_TAIL
 
 
-def seed_turn_input(body: UserMessageRequest | ToolResultRequest) -> UserInput | ToolOutput:
+def seed_turn_input(body: AnyStreamRequest) -> TurnInput:
     """What a parsed stream request asks of the engine."""
     if isinstance(body, UserMessageRequest):
         return UserInput(body.session_id, body.content, body.message_id)
+    if isinstance(body, RegenerateRequest):
+        return Regenerate(body.session_id)
     return ToolOutput.of(
         session_id=body.session_id, call_id=body.call_id, result=body.result, error=body.error
     )
