@@ -177,6 +177,7 @@ _MESSAGE_FIELDS = (
     "total_tokens",
     "finish_reason",
     "error_code",
+    "superseded",
 )
 #: Statuses of a turn that did not complete: the upstream failed, or the turn was cut short.
 FAILED_STATUSES = (Message.Status.FAILED,)
@@ -238,6 +239,7 @@ def _message_info(row: dict[str, Any]) -> MessageInfo:
         usage=usage,
         finish_reason=row["finish_reason"],
         error_code=row["error_code"],
+        superseded=row["superseded"],
     )
 
 

@@ -44,7 +44,7 @@ from streaming.engine.events import (
     TurnFailed,
     TurnFinished,
 )
-from streaming.engine.start import ToolOutput, TurnInput, UserInput
+from streaming.engine.start import Regenerate, ToolOutput, TurnInput, UserInput
 from streaming.protocol import SessionId
 from streaming.protocols.seed import PING_FRAME
 from streaming.tools.registry import Tool, declared_client_tool
@@ -79,8 +79,13 @@ def _text(content: Any) -> str:
 
 def ag_ui_turn_inputs(body: RunInput, *, pending_call_ids: Collection[str]) -> list[TurnInput]:
     """What is new in the posted messages: the last user message, or the ``tool`` messages
-    after the last assistant message that answer calls still pending."""
+    after the last assistant message that answer calls still pending. With
+    ``forwardedProps: {"regenerate": true}`` (AG-UI has no regenerate of its own), the last
+    user message is answered again instead."""
     tools = ag_ui_declared_tools(body)
+    props = body.forwarded_props
+    if isinstance(props, dict) and props.get("regenerate") is True:
+        return [Regenerate(body.thread_id, extra_tools=tools)]
     if not body.messages:
         raise InvalidRequest("messages is empty: nothing to answer.")
     last = body.messages[-1]
