@@ -3,19 +3,18 @@
 A Node project runs the Vercel AI SDK's ``DefaultChatTransport`` + ``readUIMessageStream`` and
 ``@ag-ui/client``'s ``HttpAgent`` against the live runtime and development LLM started here:
 text, a server tool, a client tool round trip, an upstream error, a cancel and regenerate.
-Its packages come from ``tests/clients/package-lock.json`` (``npm ci`` in ``tests/clients``;
-``.ci/run`` does it). Without them this test fails, it does not skip: the clients are the proof.
+Its packages come from ``tests/clients/package-lock.json``: ``npm ci`` there (``.ci/run`` does
+it; so does this test the first time). Without Node or the packages it fails, it never skips.
 """
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import E2E_KEY
-from tests.servers import DevLLM, Runtime
+from tests.servers import DevLLM, Runtime, node_project_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -23,16 +22,7 @@ CLIENTS = Path(__file__).resolve().parent.parent / "clients"
 
 
 def test_the_protocols_own_clients_read_our_streams(runtime: Runtime, devllm: DevLLM) -> None:
-    node = shutil.which("node")
-    if node is None:
-        pytest.fail(
-            "Node.js is not installed: install Node 20 or later (`apt-get install nodejs`)."
-        )
-    if not (CLIENTS / "node_modules" / "ai").is_dir():
-        pytest.fail(
-            "The client packages are not installed: run `npm ci` in tests/clients "
-            "(REQUIRED: this test does not skip)."
-        )
+    node = node_project_ready(CLIENTS)
     env = {
         **os.environ,
         "RUNTIME_URL": runtime.url,
