@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from bench import seed
+from bench import encoders, seed
 from bench.loadgen import direct_payload, relay_payload, summarize
 from bench.procs import (
     BASE_DIR,
@@ -626,7 +626,9 @@ def main(argv: list[str] | None = None) -> None:
         metavar="NAME=VALUE",
         help="extra runtime setting, e.g. LLM_CLIENT=...",
     )
-    parser.add_argument("--only", help="comma-separated scenarios: streams,ttft,fixed")
+    parser.add_argument(
+        "--only", help="comma-separated scenarios: streams,ttft,fixed,encoders (in-process)"
+    )
     parser.add_argument(
         "--levels", help="comma-separated concurrency levels of the streams scenario (experiments)"
     )
@@ -645,7 +647,10 @@ def main(argv: list[str] | None = None) -> None:
     for item in args.env:
         name, _, value = item.partition("=")
         plan.runtime_env[f"AGENT_RUNTIME__{name}"] = value
-    only = set((args.only or "streams,ttft,fixed").split(","))
+    only = set((args.only or "streams,ttft,fixed,encoders").split(","))
+    if only == {"encoders"}:
+        encoders.main()
+        return
 
     pinning = Pinning.detect()
     info = machine()
@@ -673,7 +678,8 @@ def main(argv: list[str] | None = None) -> None:
         drop_db()
     elapsed = time.monotonic() - started
 
-    complete = only == {"streams", "ttft", "fixed"}
+    complete = only >= {"streams", "ttft", "fixed"}
+    encoder_costs = encoders.measure() if "encoders" in only else None
     metrics = [per_run_metrics(r) for r in runs] if complete else []
     summary: dict[str, Any] = {"runs": metrics, "median": {}}
     if metrics:
@@ -688,6 +694,7 @@ def main(argv: list[str] | None = None) -> None:
         "elapsed_s": elapsed,
         "queries_per_turn": queries,
         "summary": summary,
+        "encoders": encoder_costs,
         "raw": runs,
     }
     results_dir = BASE_DIR / "bench" / "results"
@@ -717,4 +724,6 @@ def main(argv: list[str] | None = None) -> None:
         print("\nMarkdown:\n" + markdown(rows))
     else:
         print(json.dumps(runs, indent=1)[:20000])
+    if encoder_costs is not None:
+        print("\n" + encoders.render(encoder_costs))
     print(f"\nJSON: {path.relative_to(BASE_DIR)}")

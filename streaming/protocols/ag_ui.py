@@ -1,9 +1,11 @@
 """The AG-UI event protocol (``POST /agent/ag-ui``, docs/api.md).
 
 The request is a ``RunAgentInput``; the events are the ``ag-ui-protocol`` package's models,
-encoded by its ``EventEncoder``. Text content, the per-token event, is framed without building
-a model per token (a test holds the bytes equal to the package's encoding). The runtime owns
-the history: of the posted messages only what is new is read.
+encoded by its ``EventEncoder``. The events of a run's messages and calls, which come per token
+or per call, are framed without building a model each time (``wire_frame``, and a template per
+delta): a test holds their bytes equal to the package's encoding of each event type. The
+run's own events (``RUN_STARTED``, ``RUN_FINISHED``, ``RUN_ERROR``) are the package's models.
+The runtime owns the history: of the posted messages only what is new is read.
 """
 
 from __future__ import annotations
@@ -16,18 +18,13 @@ from typing import Any
 import orjson
 from ag_ui.core import (
     BaseEvent,
+    EventType,
     RunAgentInput,
     RunErrorEvent,
     RunFinishedCancelledOutcome,
     RunFinishedEvent,
     RunStartedEvent,
-    TextMessageEndEvent,
-    TextMessageStartEvent,
     TokenUsage,
-    ToolCallArgsEvent,
-    ToolCallEndEvent,
-    ToolCallResultEvent,
-    ToolCallStartEvent,
 )
 from ag_ui.encoder import EventEncoder
 
@@ -137,6 +134,30 @@ def text_content_frame(message_id: str, delta: str) -> bytes:
     return text_content_head(message_id) + orjson.dumps(delta) + b"}\n\n"
 
 
+TEXT_START = EventType.TEXT_MESSAGE_START.value
+TEXT_END = EventType.TEXT_MESSAGE_END.value
+CALL_START = EventType.TOOL_CALL_START.value
+CALL_END = EventType.TOOL_CALL_END.value
+CALL_RESULT = EventType.TOOL_CALL_RESULT.value
+
+
+def wire_frame(event_type: str, **fields: str) -> bytes:
+    """The frame of a per-message or per-call event, fields in the model's order: the bytes
+    ``event_frame`` makes of the package's model (a test holds them equal per event type)."""
+    return b"data: " + orjson.dumps({"type": event_type, **fields}) + b"\n\n"
+
+
+def tool_args_frame(call_id: str, delta: str) -> bytes:
+    """A ``TOOL_CALL_ARGS`` frame, also per delta: a model streams a call's arguments."""
+    return (
+        b'data: {"type":"TOOL_CALL_ARGS","toolCallId":'
+        + orjson.dumps(call_id)
+        + b',"delta":'
+        + orjson.dumps(delta)
+        + b"}\n\n"
+    )
+
+
 def _usage(usage: dict[str, int] | None) -> list[TokenUsage] | None:
     if not usage:
         return None
@@ -169,17 +190,22 @@ async def ag_ui_stream(
     """
     message_id = ""  # the step's assistant message, once it has begun
     text_head: bytes | None = None  # set while a text message is open
+    prefix, messages = f"msg_{uuid.uuid4().hex[:16]}", 0
+
+    def new_message_id() -> str:
+        nonlocal messages
+        messages += 1
+        return f"{prefix}_{messages}"
+
     yield event_frame(RunStartedEvent(thread_id=thread_id, run_id=run_id))
     async with aclosing(events):
         async for event in events:
             kind = type(event)
             if kind is TextDelta:
                 if text_head is None:
-                    message_id = message_id or f"msg_{uuid.uuid4().hex}"
+                    message_id = message_id or new_message_id()
                     text_head = text_content_head(message_id)
-                    yield event_frame(
-                        TextMessageStartEvent(message_id=message_id, role="assistant")
-                    )
+                    yield wire_frame(TEXT_START, messageId=message_id, role="assistant")
                 yield text_head + orjson.dumps(event.text) + b"}\n\n"  # type: ignore[union-attr]
                 continue
             if kind is Heartbeat:
@@ -187,28 +213,26 @@ async def ag_ui_stream(
                 continue
             if text_head is not None:
                 text_head = None
-                yield event_frame(TextMessageEndEvent(message_id=message_id))
+                yield wire_frame(TEXT_END, messageId=message_id)
             if kind is ToolCallStarted:
-                message_id = message_id or f"msg_{uuid.uuid4().hex}"
-                yield event_frame(
-                    ToolCallStartEvent(
-                        tool_call_id=event.call_id,  # type: ignore[union-attr]
-                        tool_call_name=event.tool_name,  # type: ignore[union-attr]
-                        parent_message_id=message_id,
-                    )
+                message_id = message_id or new_message_id()
+                yield wire_frame(
+                    CALL_START,
+                    toolCallId=event.call_id,  # type: ignore[union-attr]
+                    toolCallName=event.tool_name,  # type: ignore[union-attr]
+                    parentMessageId=message_id,
                 )
             elif kind is ToolCallArgsDelta:
-                yield event_frame(ToolCallArgsEvent(tool_call_id=event.call_id, delta=event.delta))  # type: ignore[union-attr]
+                yield tool_args_frame(event.call_id, event.delta)  # type: ignore[union-attr]
             elif kind is ToolCallReady:
-                yield event_frame(ToolCallEndEvent(tool_call_id=event.call_id))  # type: ignore[union-attr]
+                yield wire_frame(CALL_END, toolCallId=event.call_id)  # type: ignore[union-attr]
             elif kind is ToolResult:
-                yield event_frame(
-                    ToolCallResultEvent(
-                        message_id=f"msg_{uuid.uuid4().hex}",
-                        tool_call_id=event.call_id,  # type: ignore[union-attr]
-                        content=_result_content(event),  # type: ignore[arg-type]
-                        role="tool",
-                    )
+                yield wire_frame(
+                    CALL_RESULT,
+                    messageId=new_message_id(),
+                    toolCallId=event.call_id,  # type: ignore[union-attr]
+                    content=_result_content(event),  # type: ignore[arg-type]
+                    role="tool",
                 )
             elif kind is StepFinished:
                 message_id = ""

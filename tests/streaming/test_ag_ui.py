@@ -2,7 +2,16 @@
 stream in tests/e2e/test_clients.py)."""
 
 import pytest
-from ag_ui.core import TextMessageContentEvent
+from ag_ui.core import (
+    BaseEvent,
+    TextMessageContentEvent,
+    TextMessageEndEvent,
+    TextMessageStartEvent,
+    ToolCallArgsEvent,
+    ToolCallEndEvent,
+    ToolCallResultEvent,
+    ToolCallStartEvent,
+)
 from pydantic import ValidationError
 
 from agent_runtime.errors import InvalidRequest
@@ -25,6 +34,8 @@ from streaming.protocols.ag_ui import (
     ag_ui_turn_inputs,
     event_frame,
     text_content_frame,
+    tool_args_frame,
+    wire_frame,
 )
 from tests.streaming.encoded import decoded_frames
 
@@ -37,6 +48,27 @@ def decoded(*events: TurnEvent) -> list[dict | str]:
 def test_the_text_content_fast_path_is_the_packages_encoding(text: str) -> None:
     event = TextMessageContentEvent(message_id="msg_1", delta=text)
     assert text_content_frame("msg_1", text) == event_frame(event)
+
+
+@pytest.mark.parametrize("delta", ['{"expr": "1+1"}', '"ünï\\n', ""])
+def test_the_tool_args_fast_path_is_the_packages_encoding(delta: str) -> None:
+    event = ToolCallArgsEvent(tool_call_id="call_1", delta=delta)
+    assert tool_args_frame("call_1", delta) == event_frame(event)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        TextMessageStartEvent(message_id="m_1", role="assistant"),
+        TextMessageEndEvent(message_id="m_1"),
+        ToolCallStartEvent(tool_call_id="c1", tool_call_name="calc", parent_message_id="m_1"),
+        ToolCallEndEvent(tool_call_id="c1"),
+        ToolCallResultEvent(message_id="m_2", tool_call_id="c1", content='{"a": "ü"}', role="tool"),
+    ],
+)
+def test_wire_frames_are_the_packages_encoding(event: BaseEvent) -> None:
+    fields = event.model_dump(by_alias=True, exclude={"type"})
+    assert wire_frame(event.type.value, **fields) == event_frame(event)
 
 
 def test_a_turn_with_a_server_tool_then_text() -> None:
