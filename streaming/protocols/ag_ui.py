@@ -47,6 +47,8 @@ from streaming.protocols.seed import PING_FRAME
 from streaming.tools.registry import Tool, declared_client_tool
 
 _encoder = EventEncoder()
+#: A user message's id is its ``message_id``: at most as long (``ClientKey``).
+MAX_MESSAGE_ID = 128
 
 
 class RunInput(RunAgentInput):
@@ -90,6 +92,8 @@ def ag_ui_turn_inputs(body: RunInput, *, pending_call_ids: Collection[str]) -> l
         text = _text(last.content)
         if not text.strip():
             raise InvalidRequest("The last user message has no text.")
+        if len(last.id) > MAX_MESSAGE_ID:
+            raise InvalidRequest(f"The last message's id is longer than {MAX_MESSAGE_ID}.")
         return [UserInput(body.thread_id, text, last.id, extra_tools=tools)]
     outputs: list[TurnInput] = []
     for message in reversed(body.messages):

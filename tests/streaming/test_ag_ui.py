@@ -180,3 +180,9 @@ def test_regenerate_is_a_forwarded_prop() -> None:
 def test_the_thread_id_follows_the_session_id_rules() -> None:
     with pytest.raises(ValidationError, match=r"thread_id|threadId"):
         RunInput.model_validate({"threadId": "no spaces", "runId": "r", "messages": []})
+
+
+def test_a_user_message_id_is_a_message_id_and_as_long_at_most() -> None:
+    body = _run({"id": "u" * 129, "role": "user", "content": "hi"})
+    with pytest.raises(InvalidRequest, match="longer than 128"):
+        ag_ui_turn_inputs(body, pending_call_ids=())
