@@ -88,6 +88,15 @@ class InvalidRequest(AgentRuntimeError):
     code, status, detail = "invalid_request", 422, "Invalid request."
 
 
+def nothing_to_answer(detail: str) -> InvalidRequest:
+    """A chat posted to a frontend protocol's route holds nothing new for the runtime: a valid
+    body by its schema (which cannot say what is new), refused with ``nothing_to_answer``."""
+    return InvalidRequest(
+        f"Nothing new to answer: {detail}",
+        errors=[{"field": "messages", "message": detail, "type": "nothing_to_answer"}],
+    )
+
+
 class Unavailable(AgentRuntimeError):
     code, status, detail = "unavailable", 503, "The database cannot be reached."
 

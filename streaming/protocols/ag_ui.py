@@ -28,7 +28,7 @@ from ag_ui.core import (
 )
 from ag_ui.encoder import EventEncoder
 
-from agent_runtime.errors import InvalidRequest
+from agent_runtime.errors import nothing_to_answer
 from streaming.engine.events import (
     Heartbeat,
     StepFinished,
@@ -47,7 +47,7 @@ from streaming.protocols.seed import PING_FRAME
 from streaming.tools.registry import Tool, declared_client_tool
 
 _encoder = EventEncoder()
-#: A user message's id is its ``message_id``: at most as long (``ClientKey``).
+#: A user message's id is its ``message_id`` when it is no longer than one (``ClientKey``).
 MAX_MESSAGE_ID = 128
 
 
@@ -86,15 +86,14 @@ def ag_ui_turn_inputs(body: RunInput, *, pending_call_ids: Collection[str]) -> l
     if isinstance(props, dict) and props.get("regenerate") is True:
         return [Regenerate(body.thread_id, extra_tools=tools)]
     if not body.messages:
-        raise InvalidRequest("messages is empty: nothing to answer.")
+        raise nothing_to_answer("messages is empty.")
     last = body.messages[-1]
     if last.role == "user":
         text = _text(last.content)
         if not text.strip():
-            raise InvalidRequest("The last user message has no text.")
-        if len(last.id) > MAX_MESSAGE_ID:
-            raise InvalidRequest(f"The last message's id is longer than {MAX_MESSAGE_ID}.")
-        return [UserInput(body.thread_id, text, last.id, extra_tools=tools)]
+            raise nothing_to_answer("The last user message has no text.")
+        key = last.id if len(last.id) <= MAX_MESSAGE_ID else None  # longer: no retry key
+        return [UserInput(body.thread_id, text, key, extra_tools=tools)]
     outputs: list[TurnInput] = []
     for message in reversed(body.messages):
         if message.role != "tool":
@@ -110,9 +109,8 @@ def ag_ui_turn_inputs(body: RunInput, *, pending_call_ids: Collection[str]) -> l
                 )
             )
     if not outputs:
-        raise InvalidRequest(
-            "Nothing new to answer: the last message is neither a user message nor a tool "
-            "message for a pending call."
+        raise nothing_to_answer(
+            "The last message is neither a user message nor a tool message for a pending call."
         )
     outputs.reverse()
     return outputs

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
-from agent_runtime.errors import InvalidRequest
+from agent_runtime.errors import nothing_to_answer
 from streaming.engine.events import (
     Heartbeat,
     StepFinished,
@@ -94,7 +94,7 @@ def ai_sdk_turn_inputs(body: ChatRequest, *, pending_call_ids: Collection[str]) 
     if last.role == "user":
         text = "".join(part.text or "" for part in last.parts if part.type == "text")
         if not text.strip():
-            raise InvalidRequest("The last user message has no text.")
+            raise nothing_to_answer("The last user message has no text.")
         return [UserInput(body.id, text, last.id)]
     outputs: list[TurnInput] = [
         ToolOutput.of(
@@ -107,9 +107,9 @@ def ai_sdk_turn_inputs(body: ChatRequest, *, pending_call_ids: Collection[str]) 
         if part.is_tool and part.state in _OUTPUT_STATES and part.tool_call_id in pending_call_ids
     ]
     if not outputs:
-        raise InvalidRequest(
-            "Nothing new to answer: the last message is neither a user message nor an "
-            "assistant message with outputs for pending tool calls."
+        raise nothing_to_answer(
+            "The last message is neither a user message nor an assistant message with "
+            "outputs for pending tool calls."
         )
     return outputs
 
