@@ -24,8 +24,8 @@ from sessions.schemas import (
 )
 from streaming.event_metadata import StreamEventMetadata
 from streaming.protocol import CancelResult, SessionId, StreamEvent, StreamRequest
-from streaming.protocols.ag_ui import RunInput
-from streaming.protocols.ai_sdk import ChatRequest
+from streaming.protocols.ag_ui import AgUiEvent, RunInput
+from streaming.protocols.ai_sdk import ChatRequest, UIMessageChunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +128,7 @@ ENDPOINTS: list[Endpoint] = [
         "aiSdkChat",
         "Chat in the Vercel AI SDK's UI message stream protocol (useChat)",
         request=ChatRequest,
-        responses={200: Body(AI_SDK_DESCRIPTION, str, media_type="text/event-stream")},
+        responses={200: Body(AI_SDK_DESCRIPTION, UIMessageChunk, media_type="text/event-stream")},
         errors=(404, 409, 413, 415, 422, 503),
         tags=("conversation",),
     ),
@@ -139,6 +139,7 @@ ENDPOINTS: list[Endpoint] = [
         "Resume the chat's running stream (useChat's resume)",
         path_params=SessionPath,
         responses={204: Body("No stream to resume.")},
+        errors=(404,),  # a path segment that is not a session id
         tags=("conversation",),
     ),
     Endpoint(
@@ -147,7 +148,7 @@ ENDPOINTS: list[Endpoint] = [
         "agUiRun",
         "Run the agent in the AG-UI protocol (HttpAgent, CopilotKit)",
         request=RunInput,
-        responses={200: Body(AG_UI_DESCRIPTION, str, media_type="text/event-stream")},
+        responses={200: Body(AG_UI_DESCRIPTION, AgUiEvent, media_type="text/event-stream")},
         errors=(404, 409, 413, 415, 422, 503),
         tags=("conversation",),
     ),

@@ -3,7 +3,7 @@
 import react from "@vitejs/plugin-react";
 import { defineConfig } from "vite";
 
-const runtime = process.env.AGENT_RUNTIME_URL ?? "http://127.0.0.1:8000";
+const runtime = process.env.AGENT_RUNTIME_URL ?? "http://127.0.0.1:8001"; // devserver's port
 const key = process.env.AGENT_RUNTIME__INTERNAL_API_KEY;
 if (!key) {
   throw new Error(

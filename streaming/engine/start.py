@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,12 +90,24 @@ async def turn_events(*, turn_input: TurnInput) -> AsyncIterator[TurnEvent]:
 
 async def turn_events_each(*, turn_inputs: list[TurnInput]) -> AsyncIterator[TurnEvent]:
     """Submit several inputs in order (a client posting all of a step's tool results at once):
-    the events of the last one. The ones before it must open no turn, as a tool result
-    that leaves calls pending does; if one does, its turn is closed unread."""
+    the events of the first one that opens a turn, normally the last (a tool result that
+    leaves calls pending opens none: its one event is the pending calls); the inputs after
+    it are not submitted."""
     for turn_input in turn_inputs[:-1]:
         events = await turn_events(turn_input=turn_input)
-        await events.aclose()  # type: ignore[attr-defined]
+        first = await anext(events)
+        if isinstance(first, TurnFinished) and first.pending_call_ids is not None:
+            await events.aclose()  # type: ignore[attr-defined]
+            continue
+        return _chained(first, events)
     return await turn_events(turn_input=turn_inputs[-1])
+
+
+async def _chained(first: TurnEvent, rest: AsyncIterator[TurnEvent]) -> AsyncIterator[TurnEvent]:
+    yield first
+    async with aclosing(rest):  # type: ignore[type-var]
+        async for event in rest:
+            yield event
 
 
 async def turn_start(*, user_input: UserInput) -> AsyncIterator[TurnEvent]:

@@ -27,6 +27,7 @@ from ag_ui.core import (
     TokenUsage,
 )
 from ag_ui.encoder import EventEncoder
+from pydantic import BaseModel, ConfigDict
 
 from agent_runtime.errors import nothing_to_answer
 from streaming.engine.events import (
@@ -47,7 +48,7 @@ from streaming.protocols.seed import PING_FRAME
 from streaming.tools.registry import Tool, declared_client_tool
 
 _encoder = EventEncoder()
-#: A user message's id is its ``message_id`` when it is no longer than one (``ClientKey``).
+#: A user message's id is its ``message_id`` when it could be one (``ClientKey``).
 MAX_MESSAGE_ID = 128
 
 
@@ -92,7 +93,7 @@ def ag_ui_turn_inputs(body: RunInput, *, pending_call_ids: Collection[str]) -> l
         text = _text(last.content)
         if not text.strip():
             raise nothing_to_answer("The last user message has no text.")
-        key = last.id if len(last.id) <= MAX_MESSAGE_ID else None  # longer: no retry key
+        key = last.id if 0 < len(last.id) <= MAX_MESSAGE_ID else None  # else: no retry key
         return [UserInput(body.thread_id, text, key, extra_tools=tools)]
     outputs: list[TurnInput] = []
     for message in reversed(body.messages):
@@ -117,6 +118,15 @@ def ag_ui_turn_inputs(body: RunInput, *, pending_call_ids: Collection[str]) -> l
 
 
 # --- The response ----------------------------------------------------------------------------
+
+
+class AgUiEvent(BaseModel):
+    """One AG-UI event (the ``ag-ui-protocol`` package's models; the fields of each ``type``
+    are in docs/api.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
 
 
 def event_frame(event: BaseEvent) -> bytes:

@@ -95,7 +95,7 @@ def ai_sdk_turn_inputs(body: ChatRequest, *, pending_call_ids: Collection[str]) 
         text = "".join(part.text or "" for part in last.parts if part.type == "text")
         if not text.strip():
             raise nothing_to_answer("The last user message has no text.")
-        return [UserInput(body.id, text, last.id)]
+        return [UserInput(body.id, text, last.id or None)]
     outputs: list[TurnInput] = [
         ToolOutput.of(
             session_id=body.id,
@@ -115,6 +115,16 @@ def ai_sdk_turn_inputs(body: ChatRequest, *, pending_call_ids: Collection[str]) 
 
 
 # --- The response ----------------------------------------------------------------------------
+
+
+class UIMessageChunk(BaseModel):
+    """One chunk of the UI message stream (the ``ai`` package's ``UIMessageChunk``; the
+    fields of each ``type`` are in docs/api.md)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+
 
 _FINISH_REASONS = {
     "stop": "stop",
@@ -159,59 +169,52 @@ def _finish_chunk(event: TurnFinished | None, reason: str) -> dict[str, Any]:
     return chunk
 
 
-def _call_chunks(event: TurnEvent) -> list[dict[str, Any]]:
-    """The chunks of a tool call's events (none for the events that are not)."""
-    if isinstance(event, ToolCallStarted):
-        return [
-            {"type": "tool-input-start", "toolCallId": event.call_id, "toolName": event.tool_name}
-        ]
-    if isinstance(event, ToolCallArgsDelta):
-        return [
-            {"type": "tool-input-delta", "toolCallId": event.call_id, "inputTextDelta": event.delta}
-        ]
-    if isinstance(event, ToolCallReady):
-        chunk: dict[str, Any] = {
+def _call_chunk(event: TurnEvent) -> dict[str, Any] | None:
+    """The chunk of a tool call's event (None for the events that are not)."""
+    kind = type(event)
+    if kind is ToolCallStarted:
+        return {
+            "type": "tool-input-start",
             "toolCallId": event.call_id,
             "toolName": event.tool_name,
-            "input": event.arguments,
-        }
+        }  # type: ignore[union-attr]
+    if kind is ToolCallArgsDelta:
+        return {
+            "type": "tool-input-delta",
+            "toolCallId": event.call_id,
+            "inputTextDelta": event.delta,
+        }  # type: ignore[union-attr]
+    if isinstance(event, ToolCallReady):
+        chunk = {"toolCallId": event.call_id, "toolName": event.tool_name, "input": event.arguments}
         if event.problem is not None:  # rejected by the runtime, which reports the outcome
-            return [
-                {
-                    "type": "tool-input-error",
-                    **chunk,
-                    "errorText": event.problem,
-                    "providerExecuted": True,
-                }
-            ]
-        # A server-side call runs here ("provider-executed"); a client-side one is the page's
-        # to run (``onToolCall``), and ends the turn.
-        return [
-            {
-                "type": "tool-input-available",
+            return {
+                "type": "tool-input-error",
                 **chunk,
-                "providerExecuted": event.executor == "server",
-            }
-        ]
-    if isinstance(event, ToolResult):
-        if event.error is not None:
-            return [
-                {
-                    "type": "tool-output-error",
-                    "toolCallId": event.call_id,
-                    "errorText": event.error,
-                    "providerExecuted": True,
-                }
-            ]
-        return [
-            {
-                "type": "tool-output-available",
-                "toolCallId": event.call_id,
-                "output": event.result,
+                "errorText": event.problem,
                 "providerExecuted": True,
             }
-        ]
-    return []
+        # A server-side call runs here ("provider-executed"); a client-side one is the page's
+        # to run (``onToolCall``), and ends the turn.
+        return {
+            "type": "tool-input-available",
+            **chunk,
+            "providerExecuted": event.executor == "server",
+        }
+    if isinstance(event, ToolResult):
+        if event.error is not None:
+            return {
+                "type": "tool-output-error",
+                "toolCallId": event.call_id,
+                "errorText": event.error,
+                "providerExecuted": True,
+            }
+        return {
+            "type": "tool-output-available",
+            "toolCallId": event.call_id,
+            "output": event.result,
+            "providerExecuted": True,
+        }
+    return None
 
 
 async def ai_sdk_stream(events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
@@ -267,10 +270,10 @@ async def ai_sdk_stream(events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes
                     )  # type: ignore[union-attr]
                     yield chunk_frame(_finish_chunk(None, "error"))
                 continue
-            chunks = _call_chunks(event)
-            if chunks and not in_step:
-                in_step = True
-                yield START_STEP_FRAME
-            for chunk in chunks:
+            chunk = _call_chunk(event)
+            if chunk is not None:
+                if not in_step:
+                    in_step = True
+                    yield START_STEP_FRAME
                 yield chunk_frame(chunk)
     yield DONE_FRAME
