@@ -30,6 +30,8 @@ from streaming.protocol import (
     StreamEvent,
     StreamRequest,
 )
+from streaming.protocols.ag_ui import AgUiEvent, RunInput
+from streaming.protocols.ai_sdk import ChatRequest, UIMessageChunk
 from streaming.tools.listing import ToolListOut
 
 
@@ -77,6 +79,12 @@ SSE_DESCRIPTION = (
     "connection open. The stream always ends with `data: [DONE]`."
 )
 
+AI_SDK_DESCRIPTION = (
+    "The Vercel AI SDK's UI message stream (header `x-vercel-ai-ui-message-stream: v1`): "
+    "`data: <chunk json>` frames, then `data: [DONE]`. See docs/api.md."
+)
+AG_UI_DESCRIPTION = "AG-UI events as `data: <event json>` frames. See docs/api.md."
+
 ENDPOINTS: list[Endpoint] = [
     Endpoint(
         "get",
@@ -118,6 +126,36 @@ ENDPOINTS: list[Endpoint] = [
             200: Body(SSE_DESCRIPTION, StreamEvent, media_type="text/event-stream"),
         },
         # 404/409 for a tool_result or tool_approval: unknown call_id, or one already answered.
+        errors=(404, 409, 413, 415, 422, 503),
+        tags=("conversation",),
+    ),
+    Endpoint(
+        "post",
+        "/agent/ai-sdk/chat",
+        "aiSdkChat",
+        "Chat in the Vercel AI SDK's UI message stream protocol (useChat)",
+        request=ChatRequest,
+        responses={200: Body(AI_SDK_DESCRIPTION, UIMessageChunk, media_type="text/event-stream")},
+        errors=(404, 409, 413, 415, 422, 503),
+        tags=("conversation",),
+    ),
+    Endpoint(
+        "get",
+        "/agent/ai-sdk/chat/{session_id}/stream",
+        "aiSdkChatResume",
+        "Resume the chat's running stream (useChat's resume)",
+        path_params=SessionPath,
+        responses={204: Body("No stream to resume.")},
+        errors=(404,),  # a path segment that is not a session id
+        tags=("conversation",),
+    ),
+    Endpoint(
+        "post",
+        "/agent/ag-ui",
+        "agUiRun",
+        "Run the agent in the AG-UI protocol (HttpAgent, CopilotKit)",
+        request=RunInput,
+        responses={200: Body(AG_UI_DESCRIPTION, AgUiEvent, media_type="text/event-stream")},
         errors=(404, 409, 413, 415, 422, 503),
         tags=("conversation",),
     ),

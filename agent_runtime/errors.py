@@ -75,6 +75,10 @@ class IdempotencyConflict(Conflict):
     )
 
 
+class NothingToRegenerate(Conflict):
+    code, detail = "nothing_to_regenerate", "The session has no user message to answer again."
+
+
 class TurnStillRunning(SessionBusy):
     """A retry of a ``message_id`` whose turn has not ended; waiting would not help."""
 
@@ -91,6 +95,15 @@ class UnsupportedMediaType(AgentRuntimeError):
 
 class InvalidRequest(AgentRuntimeError):
     code, status, detail = "invalid_request", 422, "Invalid request."
+
+
+def nothing_to_answer(detail: str) -> InvalidRequest:
+    """A chat posted to a frontend protocol's route holds nothing new for the runtime: a valid
+    body by its schema (which cannot say what is new), refused with ``nothing_to_answer``."""
+    return InvalidRequest(
+        f"Nothing new to answer: {detail}",
+        errors=[{"field": "messages", "message": detail, "type": "nothing_to_answer"}],
+    )
 
 
 class Unavailable(AgentRuntimeError):

@@ -13,7 +13,15 @@ T = TypeVar("T")
 
 #: The tags of the request unions, which pydantic puts in an error's location.
 _UNION_TAGS = frozenset(
-    ("user_message", "tool_result", "tool_approval", "envelope", "hitl_decision", "switch_agent")
+    (
+        "user_message",
+        "tool_result",
+        "tool_approval",
+        "regenerate",
+        "envelope",
+        "hitl_decision",
+        "switch_agent",
+    )
 )
 
 

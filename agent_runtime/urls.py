@@ -4,6 +4,7 @@ from django.urls import path, re_path, register_converter
 from agent_runtime import views
 from agent_runtime.converters import SessionIdConverter
 from sessions import views as sessions_views
+from streaming import frontend_views
 from streaming import views as streaming_views
 from streaming.tools import views as tools_views
 
@@ -17,6 +18,9 @@ urlpatterns = [
     path("agent/sessions/<session_id:session_id>/cancel", streaming_views.session_cancel),
     path("agent/tools", tools_views.tools_view),
     path("agent/sessions/<session_id:session_id>/stream", streaming_views.session_stream),
+    path("agent/ai-sdk/chat", frontend_views.ai_sdk_chat),
+    path("agent/ai-sdk/chat/<session_id:session_id>/stream", frontend_views.ai_sdk_chat_resume),
+    path("agent/ag-ui", frontend_views.ag_ui_run),
     path("agent/sessions", sessions_views.session_list),
     path("agent/sessions/<session_id:session_id>", sessions_views.session_detail),
     path("agent/sessions/<session_id:session_id>/messages", sessions_views.message_list),

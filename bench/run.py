@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from bench import mcp_calls, seed
+from bench import encoders, mcp_calls, seed
 from bench.loadgen import direct_payload, relay_payload, summarize
 from bench.procs import (
     BASE_DIR,
@@ -645,7 +645,9 @@ def main(argv: list[str] | None = None) -> None:
         metavar="NAME=VALUE",
         help="extra runtime setting, e.g. LLM_CLIENT=...",
     )
-    parser.add_argument("--only", help="comma-separated scenarios: streams,ttft,fixed,mcp")
+    parser.add_argument(
+        "--only", help="comma-separated scenarios: streams,ttft,fixed,mcp,encoders (in-process)"
+    )
     parser.add_argument(
         "--levels", help="comma-separated concurrency levels of the streams scenario (experiments)"
     )
@@ -664,7 +666,10 @@ def main(argv: list[str] | None = None) -> None:
     for item in args.env:
         name, _, value = item.partition("=")
         plan.runtime_env[f"AGENT_RUNTIME__{name}"] = value
-    only = set((args.only or "streams,ttft,fixed,mcp").split(","))
+    only = set((args.only or "streams,ttft,fixed,mcp,encoders").split(","))
+    if only == {"encoders"}:
+        encoders.main()
+        return
 
     pinning = Pinning.detect()
     info = machine()
@@ -695,7 +700,8 @@ def main(argv: list[str] | None = None) -> None:
         drop_db()
     elapsed = time.monotonic() - started
 
-    complete = {"streams", "ttft", "fixed"} <= only
+    complete = only >= {"streams", "ttft", "fixed"}
+    encoder_costs = encoders.measure() if "encoders" in only else None
     metrics = [per_run_metrics(r) for r in runs] if complete else []
     summary: dict[str, Any] = {"runs": metrics, "median": {}}
     if metrics:
@@ -710,6 +716,7 @@ def main(argv: list[str] | None = None) -> None:
         "elapsed_s": elapsed,
         "queries_per_turn": queries,
         "summary": summary,
+        "encoders": encoder_costs,
         "raw": runs,
     }
     results_dir = BASE_DIR / "bench" / "results"
@@ -743,4 +750,6 @@ def main(argv: list[str] | None = None) -> None:
             if run.get("mcp"):
                 added = {k: round(v, 3) for k, v in run["mcp"].items() if k.startswith("added")}
                 print(f"MCP tool call, added over the built-in echo (ms): {added}")
+    if encoder_costs is not None:
+        print("\n" + encoders.render(encoder_costs))
     print(f"\nJSON: {path.relative_to(BASE_DIR)}")

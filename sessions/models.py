@@ -103,6 +103,8 @@ class Message(models.Model):
     # For a tool message: the id of the call it answers; plus which tool ran.
     tool_call_id = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001
     tool_name = models.CharField(max_length=128, blank=True, default="")
+    # Replaced by a regenerated answer: kept for the record, never sent upstream again.
+    superseded = models.BooleanField(default=False, db_default=False)  # raw INSERTs omit it
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -115,6 +115,8 @@ class MessageInfo:
     usage: dict[str, int | None] | None
     finish_reason: str
     error_code: str
+    #: Replaced by a regenerated answer; left out of the history sent upstream.
+    superseded: bool = False
 
 
 @dataclass(slots=True, frozen=True)

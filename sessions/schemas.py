@@ -150,6 +150,9 @@ class MessageOut(_Out):
     usage: UsageOut | None
     finish_reason: OptionalText
     error_code: OptionalText
+    superseded: bool = Field(
+        description="A regenerate replaced this answer: kept, never sent upstream again."
+    )
 
 
 class MessageListOut(BaseModel):

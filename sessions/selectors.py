@@ -148,6 +148,16 @@ def _usage(message: Message) -> dict[str, int]:
     return {k: v for k, v in usage.items() if v is not None}
 
 
+def session_pending_call_ids(*, session_id: str) -> list[str]:
+    """The ids of the session's tool calls still waiting for a client's result."""
+    pending = (
+        Session.objects.filter(session_id=session_id)
+        .values_list("pending_tool_calls", flat=True)
+        .first()
+    )
+    return [call["id"] for call in pending or ()]
+
+
 def turn_cancels_requested(*, turn_ids: Sequence[UUID]) -> list[UUID]:
     """Which of these running turns someone asked to cancel."""
     return list(
@@ -173,6 +183,7 @@ _MESSAGE_FIELDS = (
     "total_tokens",
     "finish_reason",
     "error_code",
+    "superseded",
 )
 #: Statuses of a turn that did not complete: the upstream failed, or the turn was cut short.
 FAILED_STATUSES = (Message.Status.FAILED,)
@@ -226,6 +237,7 @@ def _message_info(row: dict[str, Any]) -> MessageInfo:
         usage=usage,
         finish_reason=row["finish_reason"],
         error_code=row["error_code"],
+        superseded=row["superseded"],
     )
 
 

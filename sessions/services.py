@@ -13,6 +13,7 @@ from django.utils import timezone
 from agent_runtime.errors import (
     IdempotencyConflict,
     NotFound,
+    NothingToRegenerate,
     SessionBusy,
     ToolCallAnswered,
     ToolCallNotFound,
@@ -58,6 +59,16 @@ def _session_for_update(*, session_id: str, create: bool) -> Session | None:
             session.lease_held = False  # type: ignore[attr-defined]
         except IntegrityError:  # created by a concurrent request in between
             session = locked.get(session_id=session_id)
+    return session
+
+
+def _idle_session_for_update(*, session_id: str) -> Session:
+    """Lock an existing session in which no turn runs: ``NotFound``, ``SessionBusy`` if not."""
+    session = _session_for_update(session_id=session_id, create=False)
+    if session is None:
+        raise NotFound("Unknown session.")
+    if session.lease_held:
+        raise SessionBusy()
     return session
 
 
@@ -339,6 +350,30 @@ def _with_history(start: TurnStart) -> TurnStart:
     if start.pending_call_ids is None:
         start.history = _history(start.session_pk)
     return start
+
+
+def turn_regenerate_open(*, session_id: str, turn_id: UUID) -> TurnStart:
+    """Start a turn that answers the last user message again.
+
+    Everything after that message (the answer, its tool calls and results) is marked
+    superseded: it stays stored but leaves the history sent upstream. Calls of it still
+    waiting for a client's result wait no more. Raises ``NotFound`` for an unknown session,
+    ``SessionBusy`` while a turn runs, ``NothingToRegenerate`` without a user message.
+    """
+    with transaction.atomic():
+        session = _idle_session_for_update(session_id=session_id)
+        messages = Message.objects.filter(session=session)
+        last_user = (
+            messages.filter(role=Message.Role.USER).order_by("-seq").values_list("seq", flat=True)
+        ).first()
+        if last_user is None:
+            raise NothingToRegenerate()
+        messages.filter(seq__gt=last_user, superseded=False).update(superseded=True)
+        session.pending_tool_calls = None
+        _take_lease(session, turn_id)
+        session.last_activity_at = timezone.now()
+        session.save(update_fields=_TURN_STATE_FIELDS)
+    return TurnStart(session_pk=session.pk, turn_id=turn_id, history=_history(session.pk))
 
 
 def turn_record(

@@ -166,12 +166,15 @@ def messages_insert(
 
 
 def history_rows(*, session_pk: int, limit: int) -> list[dict[str, Any]]:
-    """The session's newest ``limit`` messages as the upstream history needs them, oldest first."""
+    """The session's newest ``limit`` messages as the upstream history needs them, oldest first.
+
+    Superseded messages (answers a regenerate replaced) are never part of the history.
+    """
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT seq, role, content, tool_calls, tool_call_id FROM {_M} "
-            "WHERE session_id = %s ORDER BY seq DESC LIMIT %s",
-            [session_pk, limit],
+            "WHERE session_id = %s AND superseded = %s ORDER BY seq DESC LIMIT %s",
+            [session_pk, False, limit],
         )
         rows = cursor.fetchall()
     rows.reverse()

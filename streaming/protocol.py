@@ -79,6 +79,12 @@ class ToolApprovalRequest(_StreamRequestBase):
     reason: str | None = Field(default=None, max_length=10_000)
 
 
+class RegenerateRequest(_StreamRequestBase):
+    """Answer the session's last user message again; the earlier answer is superseded."""
+
+    type: Literal["regenerate"]
+
+
 def request_kind(value: Any) -> str:
     """The flat request's ``type`` (``user_message`` when absent), for the discriminator."""
     kind = (
@@ -92,14 +98,17 @@ def request_kind(value: Any) -> str:
 StreamRequest = Annotated[
     Annotated[UserMessageRequest, Tag("user_message")]
     | Annotated[ToolResultRequest, Tag("tool_result")]
-    | Annotated[ToolApprovalRequest, Tag("tool_approval")],
+    | Annotated[ToolApprovalRequest, Tag("tool_approval")]
+    | Annotated[RegenerateRequest, Tag("regenerate")],
     Discriminator(
         request_kind,
         custom_error_type="invalid_type",
-        custom_error_message="type must be 'user_message', 'tool_result' or 'tool_approval'",
+        custom_error_message=(
+            "type must be 'user_message', 'tool_result', 'tool_approval' or 'regenerate'"
+        ),
     ),
 ]
-AnyStreamRequest = UserMessageRequest | ToolResultRequest | ToolApprovalRequest
+AnyStreamRequest = UserMessageRequest | ToolResultRequest | ToolApprovalRequest | RegenerateRequest
 stream_request_adapter: TypeAdapter[AnyStreamRequest] = TypeAdapter(StreamRequest)
 
 

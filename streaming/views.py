@@ -93,9 +93,16 @@ def resume_cursor(request: HttpRequest) -> int | None:
 
 def stream_request_checked(body: AnyStreamRequest) -> AnyStreamRequest:
     """The limits a parsed stream request must also meet."""
-    if isinstance(body, UserMessageRequest) and len(body.content) > settings.MAX_MESSAGE_CHARS:
-        raise PayloadTooLarge(f"content is longer than {settings.MAX_MESSAGE_CHARS} characters.")
+    if isinstance(body, UserMessageRequest):
+        user_content_checked(body.content)
     return body
+
+
+def user_content_checked(content: str) -> str:
+    """A user message's text, within ``MAX_MESSAGE_CHARS`` (whatever the wire format)."""
+    if len(content) > settings.MAX_MESSAGE_CHARS:
+        raise PayloadTooLarge(f"content is longer than {settings.MAX_MESSAGE_CHARS} characters.")
+    return content
 
 
 @csrf_exempt

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -122,7 +123,7 @@ def start_devllm(tmp: Path, *, token_delay_ms: float = 0) -> DevLLM:
         log,
     )
     url = f"http://127.0.0.1:{port}"
-    wait_until_up(url + "/health", process, log)
+    wait_until_up(url + "/health", process, log, timeout=120)  # a busy machine starts slowly
     return DevLLM(url=url, process=process, log=log)
 
 
@@ -186,7 +187,7 @@ def start_runtime(
         log,
     )
     url = f"http://127.0.0.1:{port}"
-    wait_until_up(url + "/health", process, log)
+    wait_until_up(url + "/health", process, log, timeout=120)  # a busy machine starts slowly
     return Runtime(url=url, process=process, log=log, key=key)
 
 
@@ -263,3 +264,31 @@ def pid_running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return stat[stat.rfind(")") + 2] != "Z"
+
+
+# --- Node projects: the protocol clients (tests/clients) and the web chat example ---------------
+
+
+def node_project_ready(directory: Path) -> str:
+    """The ``node`` executable, with ``directory``'s locked packages installed (``npm ci`` the
+    first time: a fresh clone's ``uv run pytest`` installs them). Fails, never skips: these
+    tests are the proof that clients nobody here wrote accept our streams."""
+    import pytest
+
+    node, npm = shutil.which("node"), shutil.which("npm")
+    if node is None or npm is None:
+        pytest.fail("Node.js is not installed: install Node 20.19 or later with npm.")
+    if not (directory / "node_modules").is_dir():
+        done = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        if done.returncode != 0:
+            pytest.fail(
+                f"`npm ci` in {directory.relative_to(BASE_DIR)} failed; run it by hand "
+                f"(it needs the npm registry):\n{done.stderr[-2000:]}"
+            )
+    return node

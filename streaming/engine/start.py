@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from streaming.active_turns import active_turns
 from streaming.engine.events import TextDelta, TurnEvent, TurnFinished
 from streaming.engine.step import denial_event
 from streaming.engine.turn import Turn
+from streaming.tools.registry import Tool
 
 
 @dataclass(slots=True, frozen=True)
@@ -35,6 +37,8 @@ class UserInput:
     session_id: str
     content: str
     message_id: str | None = None
+    #: Client-side tools the request declared for this turn, on top of the configured ones.
+    extra_tools: tuple[Tool, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -45,14 +49,25 @@ class ToolOutput:
     call_id: str
     content: str
     error_code: str = ""
+    extra_tools: tuple[Tool, ...] = ()
 
     @classmethod
-    def of(cls, *, session_id: str, call_id: str, result: Any, error: str | None) -> ToolOutput:
+    def of(
+        cls,
+        *,
+        session_id: str,
+        call_id: str,
+        result: Any,
+        error: str | None,
+        extra_tools: tuple[Tool, ...] = (),
+    ) -> ToolOutput:
         """From a result (any JSON value; a string is taken as it is) or an error message."""
         if error is not None:
-            return cls(session_id, call_id, orjson.dumps({"error": error}).decode(), "tool_error")
-        content = result if isinstance(result, str) else orjson.dumps(result).decode()
-        return cls(session_id, call_id, content)
+            content, code = orjson.dumps({"error": error}).decode(), "tool_error"
+        else:
+            content = result if isinstance(result, str) else orjson.dumps(result).decode()
+            code = ""
+        return cls(session_id, call_id, content, code, extra_tools)
 
 
 @dataclass(slots=True, frozen=True)
@@ -70,7 +85,15 @@ class ToolDecision:
     arguments: Any = None
 
 
-TurnInput = UserInput | ToolOutput | ToolDecision
+@dataclass(slots=True, frozen=True)
+class Regenerate:
+    """Answer the session's last user message again; the answer it had is superseded."""
+
+    session_id: str
+    extra_tools: tuple[Tool, ...] = ()
+
+
+TurnInput = UserInput | ToolOutput | ToolDecision | Regenerate
 
 
 @dataclass(slots=True, frozen=True)
@@ -87,17 +110,41 @@ class OpenedTurn:
 
 
 async def turn_events(*, turn_input: TurnInput) -> AsyncIterator[TurnEvent]:
-    """Open the turn a user message, a tool result or a decision starts: its events."""
+    """Open the turn an input starts: its events."""
     return (await turn_open_events(turn_input=turn_input)).events
 
 
 async def turn_open_events(*, turn_input: TurnInput) -> OpenedTurn:
-    """Open the turn a user message, a tool result or a decision starts."""
+    """Open the turn a user message, a tool result, a decision or a regenerate starts."""
     if isinstance(turn_input, UserInput):
         return await turn_start(user_input=turn_input)
     if isinstance(turn_input, ToolDecision):
         return await turn_decide(decision=turn_input)
+    if isinstance(turn_input, Regenerate):
+        return await turn_regenerate(regenerate=turn_input)
     return await turn_continue(tool_output=turn_input)
+
+
+async def turn_events_each(*, turn_inputs: list[TurnInput]) -> AsyncIterator[TurnEvent]:
+    """Submit several inputs in order (a client posting all of a step's tool results at once):
+    the events of the first one that opens a turn, normally the last (a tool result that
+    leaves calls pending opens none: its one event is the pending calls); the inputs after
+    it are not submitted."""
+    for turn_input in turn_inputs[:-1]:
+        events = await turn_events(turn_input=turn_input)
+        first = await anext(events)
+        if isinstance(first, TurnFinished) and first.pending_call_ids is not None:
+            await events.aclose()  # type: ignore[attr-defined]
+            continue
+        return _chained(first, events)
+    return await turn_events(turn_input=turn_inputs[-1])
+
+
+async def _chained(first: TurnEvent, rest: AsyncIterator[TurnEvent]) -> AsyncIterator[TurnEvent]:
+    yield first
+    async with aclosing(rest):  # type: ignore[type-var]
+        async for event in rest:
+            yield event
 
 
 async def turn_start(*, user_input: UserInput) -> OpenedTurn:
@@ -116,7 +163,8 @@ async def turn_start(*, user_input: UserInput) -> OpenedTurn:
     session_id = user_input.session_id
     if start.replay is not None:
         return OpenedTurn(session_id, _replayed_events(start))
-    return OpenedTurn(session_id, Turn(start, session_id=session_id).events(), start)
+    turn = Turn(start, session_id=session_id, extra_tools=user_input.extra_tools)
+    return OpenedTurn(session_id, turn.events(), start)
 
 
 async def turn_continue(*, tool_output: ToolOutput) -> OpenedTurn:
@@ -130,6 +178,7 @@ async def turn_continue(*, tool_output: ToolOutput) -> OpenedTurn:
             content=tool_output.content,
             error_code=tool_output.error_code,
         ),
+        extra_tools=tool_output.extra_tools,
     )
 
 
@@ -154,21 +203,38 @@ async def turn_decide(*, decision: ToolDecision) -> OpenedTurn:
     )
 
 
-async def _answer(*, session_id: str, submit: Callable[[uuid.UUID], TurnStart]) -> OpenedTurn:
-    """Store an answer to a pending call (``submit``, given the continuation's turn id)."""
+async def turn_regenerate(*, regenerate: Regenerate) -> OpenedTurn:
+    """Open a turn answering the last user message again; raises ``SessionBusy`` and the
+    like before any event."""
+    turn_id = uuid.uuid4()
+    start = await _open_or_abandon(
+        session_id=regenerate.session_id,
+        turn_id=turn_id,
+        open_turn=lambda: services.turn_regenerate_open(
+            session_id=regenerate.session_id, turn_id=turn_id
+        ),
+    )
+    turn = Turn(start, session_id=regenerate.session_id, extra_tools=regenerate.extra_tools)
+    return OpenedTurn(regenerate.session_id, turn.events(), start)
+
+
+async def _answer(
+    *,
+    session_id: str,
+    submit: Callable[[uuid.UUID], TurnStart],
+    extra_tools: tuple[Tool, ...] = (),
+) -> OpenedTurn:
+    """Store an answer to a pending call (``submit``, given the continuation's turn id): the
+    continuation, or the final event listing what still waits (either begins with the
+    denial's result, when the answer was one)."""
     turn_id = uuid.uuid4()
     start = await _open_or_abandon(
         session_id=session_id, turn_id=turn_id, open_turn=lambda: submit(turn_id)
     )
-    return _answered_events(start, session_id=session_id)
-
-
-def _answered_events(start: TurnStart, *, session_id: str) -> OpenedTurn:
-    """After an answer to a pending call: the continuation, or the final event listing what
-    still waits (either begins with the denial's result, when the answer was one)."""
     if start.pending_call_ids is not None:
         return OpenedTurn(session_id, _still_pending_events(start))
-    return OpenedTurn(session_id, Turn(start, session_id=session_id).events(), start)
+    turn = Turn(start, session_id=session_id, extra_tools=extra_tools)
+    return OpenedTurn(session_id, turn.events(), start)
 
 
 async def turn_cancel(*, session_id: str) -> uuid.UUID | None:

@@ -42,7 +42,7 @@ from streaming.tool_calls import (
     tool_run,
 )
 from streaming.tools.approval import approval_required
-from streaming.tools.registry import get_tool_registry
+from streaming.tools.registry import Tool, get_tool_registry
 
 _CANCEL = object()
 
@@ -57,12 +57,15 @@ class TurnCancelled(Exception):
 class Turn:
     """Runs the model/tool loop of one opened turn and stores its outcome exactly once."""
 
-    def __init__(self, start: TurnStart, *, session_id: str) -> None:
+    def __init__(
+        self, start: TurnStart, *, session_id: str, extra_tools: tuple[Tool, ...] = ()
+    ) -> None:
         self.start = start
         self.session_id = session_id
         self.client = get_llm_client()
         self.model = getattr(self.client, "model", "")
-        self.registry = get_tool_registry()
+        #: The configured tools, plus the client-side ones the request declared for this turn.
+        self.registry = get_tool_registry().with_tools(extra_tools)
         self.loop = asyncio.get_running_loop()
         self.queue: asyncio.Queue[Any] = asyncio.Queue()
         self.messages = list(start.history)

@@ -22,9 +22,10 @@ from streaming.engine.events import (
     TurnFailed,
     TurnFinished,
 )
-from streaming.engine.start import ToolDecision, ToolOutput, TurnInput, UserInput
+from streaming.engine.start import Regenerate, ToolDecision, ToolOutput, TurnInput, UserInput
 from streaming.protocol import (
     AnyStreamRequest,
+    RegenerateRequest,
     StreamEvent,
     ToolApprovalRequest,
     UserMessageRequest,
@@ -57,6 +58,8 @@ def seed_turn_input(body: AnyStreamRequest) -> TurnInput:
         return UserInput(body.session_id, body.content, body.message_id)
     if isinstance(body, ToolApprovalRequest):
         return ToolDecision(body.session_id, body.call_id, body.approved, body.reason or "")
+    if isinstance(body, RegenerateRequest):
+        return Regenerate(body.session_id)
     return ToolOutput.of(
         session_id=body.session_id, call_id=body.call_id, result=body.result, error=body.error
     )

@@ -22,7 +22,7 @@ from typing import Any, Literal, Protocol
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 logger = logging.getLogger(__name__)
 
@@ -59,9 +59,16 @@ class Tool:
         """``server``, ``client`` or ``mcp:<server>``: the executor GET /agent/tools shows."""
         return self.source or self.executor
 
+    #: The arguments' JSON Schema as a client declared it (``declared_client_tool``); None:
+    #: generated from ``arguments``.
+    parameters: dict[str, Any] | None = None
+
     def openai_schema(self) -> dict[str, Any]:
-        parameters = self.arguments.model_json_schema()
-        parameters.pop("title", None)
+        if self.parameters is not None:
+            parameters = self.parameters
+        else:
+            parameters = self.arguments.model_json_schema()
+            parameters.pop("title", None)
         return {
             "type": "function",
             "function": {
@@ -91,6 +98,18 @@ def server_tool(
 def client_tool(*, name: str, description: str, arguments: type[BaseModel]) -> Tool:
     """Declare a tool that the IDE executes and reports back with a ``tool_result``."""
     return Tool(name, description, arguments, "client")
+
+
+class DeclaredArguments(BaseModel):
+    """The arguments of a tool a client declared: any JSON object (the client checks them)."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+def declared_client_tool(*, name: str, description: str, parameters: dict[str, Any] | None) -> Tool:
+    """A client-side tool that a frontend declared for one turn, with its own JSON Schema."""
+    schema = parameters if parameters else {"type": "object", "properties": {}}
+    return Tool(name, description, DeclaredArguments, "client", parameters=schema)
 
 
 class ToolSource(Protocol):
@@ -177,6 +196,39 @@ class ToolRegistry:
     async def aclose(self) -> None:
         for source in self.sources:
             await source.aclose()
+
+    def with_tools(self, tools: Iterable[Tool]) -> ToolRegistry:
+        """This registry plus ``tools`` (one turn's declared tools); a configured tool keeps
+        its name: a declared tool of the same name is left out, as is a repeated one."""
+        extra: dict[str, Tool] = {}
+        for tool in tools:
+            if self.get(tool.name) is None:
+                extra.setdefault(tool.name, tool)
+        if not extra:
+            return self
+        return _ExtendedRegistry(self, list(extra.values()))
+
+
+class _ExtendedRegistry(ToolRegistry):
+    """A registry and a few more tools, sharing the registry's computed schemas."""
+
+    def __init__(self, base: ToolRegistry, extra: list[Tool]) -> None:
+        super().__init__(extra)
+        self.base = base
+
+    def get(self, name: str) -> Tool | None:
+        return self.base.get(name) or self._tools.get(name)
+
+    async def ready(self) -> None:
+        await self.base.ready()
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        yield from self.base
+        yield from self._tools.values()
+
+    @cached_property
+    def openai_schemas(self) -> list[dict[str, Any]]:
+        return [*self.base.openai_schemas, *(t.openai_schema() for t in self._tools.values())]
 
 
 class SettingsToolRegistry(ToolRegistry):

@@ -4,7 +4,6 @@ Needs Debian's ``chromium`` package (``apt-get install chromium``; ``.ci/run`` i
 Set ``SCREENSHOTS_DIR=docs/screenshots`` to refresh the screenshots the docs show.
 """
 
-import os
 import re
 from collections.abc import Iterator
 from datetime import timedelta
@@ -37,13 +36,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 PASSWORD = "correct-horse-battery-staple"
-
-
-@pytest.fixture
-def screenshots(tmp_path: Path) -> Path:
-    directory = Path(os.environ.get("SCREENSHOTS_DIR") or tmp_path)
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
 
 
 @pytest.fixture

@@ -184,3 +184,43 @@ def test_a_lease_with_no_expiry_is_held() -> None:
     with pytest.raises(SessionBusy):
         open_turn(content="again")
     assert Session.objects.get().active_turn_id == start.turn_id
+
+
+def test_regenerate_supersedes_the_answer_and_its_tool_steps_and_leaves_them_out_of_history() -> (
+    None
+):
+    first = open_turn(content="question")
+    calls = [{"id": "c1", "type": "function", "function": {"name": "read_file", "arguments": "{}"}}]
+    services.turn_record(
+        session_pk=first.session_pk,
+        turn_id=first.turn_id,
+        messages=[NewMessage(role="assistant", tool_calls=calls)],
+        finished=True,
+        pending_tool_calls=[{"id": "c1", "name": "read_file"}],
+    )
+    start = services.turn_regenerate_open(session_id="s", turn_id=uuid.uuid4())
+    assert start.history == [{"role": "user", "content": "question"}]
+    session = Session.objects.get(session_id="s")
+    assert session.pending_tool_calls is None  # the replaced call waits for nothing
+    assert session.active_turn_id == start.turn_id
+    finish(start, NewMessage(role="assistant", content="the new answer"))
+    rows = list(Message.objects.order_by("seq").values_list("role", "superseded"))
+    assert rows == [("user", False), ("assistant", True), ("assistant", False)]
+    assert open_turn(content="next").history == [
+        {"role": "user", "content": "question"},
+        {"role": "assistant", "content": "the new answer"},
+        {"role": "user", "content": "next"},
+    ]
+
+
+def test_regenerate_needs_an_idle_session_with_a_user_message() -> None:
+    from agent_runtime.errors import NotFound, NothingToRegenerate
+
+    with pytest.raises(NotFound):
+        services.turn_regenerate_open(session_id="nobody", turn_id=uuid.uuid4())
+    open_turn()
+    with pytest.raises(SessionBusy):
+        services.turn_regenerate_open(session_id="s", turn_id=uuid.uuid4())
+    Session.objects.create(session_id="empty", last_activity_at=timezone.now())
+    with pytest.raises(NothingToRegenerate):
+        services.turn_regenerate_open(session_id="empty", turn_id=uuid.uuid4())

@@ -87,8 +87,10 @@ def test_responses_have_the_documented_shape(api: Client) -> None:
         "usage",
         "finish_reason",
         "error_code",
+        "superseded",
     }
     assert (user["usage"], user["model"], user["finish_reason"]) == (None, None, None)
+    assert (user["superseded"], answer["superseded"]) == (False, False)
     assert answer["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
     assert (answer["model"], answer["finish_reason"]) == ("dev-llm", "stop")
     # Past the end: no messages, and next_after stays where the client is (to poll).

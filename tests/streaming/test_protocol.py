@@ -73,3 +73,13 @@ def test_tool_result_is_its_own_type() -> None:
 def test_invalid_requests(body: dict) -> None:
     with pytest.raises(ValidationError):
         stream_request_adapter.validate_python(body)
+
+
+def test_regenerate_request_asks_the_engine_to_answer_again() -> None:
+    from streaming.engine.start import Regenerate
+    from streaming.protocol import RegenerateRequest
+    from streaming.protocols.seed import seed_turn_input
+
+    request = stream_request_adapter.validate_python({"session_id": "s1", "type": "regenerate"})
+    assert isinstance(request, RegenerateRequest)
+    assert seed_turn_input(request) == Regenerate("s1")

@@ -1,13 +1,16 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from pydantic import BaseModel
 
 from streaming.tools.builtin import calculator, echo, read_file
 from streaming.tools.calculator import CalculatorError, evaluate
 from streaming.tools.registry import (
     SettingsToolRegistry,
     ToolRegistry,
+    declared_client_tool,
     get_tool_registry,
     reset_tool_registry,
+    server_tool,
 )
 
 
@@ -114,3 +117,26 @@ class OnlyReadFile(ToolRegistry):
 async def test_builtin_functions() -> None:
     assert await echo.function(echo.arguments(text="x")) == "x"
     assert await calculator.function(calculator.arguments(expr="6*7")) == 42
+
+
+def test_a_turns_declared_tools_extend_the_registry_and_never_replace_a_configured_one() -> None:
+    class Args(BaseModel):
+        x: int
+
+    configured = ToolRegistry([server_tool(name="calc", description="c", arguments=Args)(_noop)])
+    declared = [
+        declared_client_tool(name="calc", description="clash", parameters={"type": "object"}),
+        declared_client_tool(name="open_tab", description="o", parameters=None),
+        declared_client_tool(name="open_tab", description="again", parameters=None),
+    ]
+    turn = configured.with_tools(declared)
+    assert configured.with_tools([]) is configured
+    assert configured.get("open_tab") is None  # the configured registry is unchanged
+    assert turn.get("calc").executor == "server"
+    assert turn.get("open_tab").description == "o"
+    assert [s["function"]["name"] for s in turn.openai_schemas] == ["calc", "open_tab"]
+    assert turn.openai_schemas[1]["function"]["parameters"] == {"type": "object", "properties": {}}
+
+
+async def _noop(arguments: object) -> None:
+    return None

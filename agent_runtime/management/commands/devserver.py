@@ -32,6 +32,11 @@ class Command(BaseCommand):
             action="store_true",
             help="Do not start the development LLM; use AGENT_RUNTIME__LLM_PROXY_URL as set.",
         )
+        parser.add_argument(
+            "--web-chat",
+            action="store_true",
+            help="Also serve examples/web-chat (Vite, port 5173; runs `npm ci` there first).",
+        )
 
     def handle(self, *args: object, **options: object) -> None:
         child_env = dict(os.environ)
@@ -87,6 +92,11 @@ class Command(BaseCommand):
                     f"(X-Internal-Auth: {key}). Ctrl-C stops it."
                 )
             )
+            if options["web_chat"]:
+                child_env["AGENT_RUNTIME_URL"] = f"http://{options['host']}:{options['port']}"
+                children.append(_web_chat(Path(settings.BASE_DIR), child_env))
+                port = child_env.get("WEB_CHAT_PORT", "5173")
+                self.stdout.write(self.style.SUCCESS(f"Web chat on http://127.0.0.1:{port}"))
             while all(child.poll() is None for child in children):
                 time.sleep(0.5)
             gone = next(child for child in children if child.poll() is not None)
@@ -109,11 +119,21 @@ def _raise_stop(signum: int, frame: object) -> None:
 
 def _describe_exit(child: "subprocess.Popen[bytes]") -> str:
     """``devllm (PID 12) exited with status 1``, or ``... was killed by SIGSEGV``."""
-    name = f"{child.args[2]} (PID {child.pid})"  # type: ignore[index]  # python -m <name>
+    args = list(child.args)  # type: ignore[arg-type]
+    name = f"{args[2] if args[1:2] == ['-m'] else 'web chat'} (PID {child.pid})"
     code = child.returncode
     if code is not None and code < 0:
         return f"{name} was killed by {signal.Signals(-code).name}"
     return f"{name} exited with status {code}"
+
+
+def _web_chat(base_dir: Path, env: dict[str, str]) -> "subprocess.Popen[bytes]":
+    """The example chat page's Vite dev server; its proxy adds the key for the browser."""
+    directory = base_dir / "examples" / "web-chat"
+    if not (directory / "node_modules").is_dir():
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=directory, check=True)
+    vite = directory / "node_modules" / "vite" / "bin" / "vite.js"
+    return subprocess.Popen(["node", str(vite)], cwd=directory, env=env)
 
 
 def _stop(children: "list[subprocess.Popen[bytes]]", *, interrupted: bool) -> None:

@@ -1,0 +1,81 @@
+"""HTTP views of the frontends' wire formats: the Vercel AI SDK's and AG-UI's.
+
+Same engine and middleware as the seed format: parse, find what is new, open the turn,
+encode its events.
+"""
+
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from pydantic import TypeAdapter
+
+from agent_runtime.errors import MethodNotAllowed
+from agent_runtime.json_body import parse_json_body
+from sessions.selectors import session_pending_call_ids
+from streaming.engine.events import TurnEvent
+from streaming.engine.start import TurnInput, UserInput, turn_events_each
+from streaming.protocols.ag_ui import (
+    RunInput,
+    ag_ui_stream,
+    ag_ui_turn_inputs,
+    ag_ui_wants_pending,
+)
+from streaming.protocols.ai_sdk import (
+    STREAM_HEADERS,
+    ChatRequest,
+    ai_sdk_stream,
+    ai_sdk_turn_inputs,
+    ai_sdk_wants_pending,
+)
+from streaming.views import EventStreamResponse, user_content_checked
+
+_chat_request = TypeAdapter(ChatRequest)
+_run_input = TypeAdapter(RunInput)
+
+
+async def _pending_call_ids(session_id: str, wanted: bool) -> list[str]:
+    if not wanted:
+        return []
+    return await sync_to_async(session_pending_call_ids)(session_id=session_id)
+
+
+async def _turn_events(turn_inputs: list[TurnInput]) -> AsyncIterator[TurnEvent]:
+    """Open the turn of what a request posted (within the seed format's limits): its events."""
+    for turn_input in turn_inputs:
+        if isinstance(turn_input, UserInput):
+            user_content_checked(turn_input.content)
+    return await turn_events_each(turn_inputs=turn_inputs)
+
+
+@csrf_exempt  # authenticated by X-Internal-Auth, not by a browser cookie
+async def ai_sdk_chat(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        raise MethodNotAllowed()
+    body = parse_json_body(request, _chat_request)
+    pending = await _pending_call_ids(body.id, ai_sdk_wants_pending(body))
+    events = await _turn_events(ai_sdk_turn_inputs(body, pending_call_ids=pending))
+    return EventStreamResponse(ai_sdk_stream(events), headers=STREAM_HEADERS)
+
+
+@csrf_exempt
+async def ai_sdk_chat_resume(request: HttpRequest, session_id: str) -> HttpResponse:
+    """``useChat({resume: true})`` asks on mount for the chat's running stream.
+
+    Runs cannot be rejoined yet, so there is never a stream to resume: ``204``. Once turns
+    keep an event log that outlives the connection, a running turn's events stream here.
+    """
+    if request.method != "GET":
+        raise MethodNotAllowed()
+    return HttpResponse(status=204)
+
+
+@csrf_exempt
+async def ag_ui_run(request: HttpRequest) -> HttpResponse:
+    if request.method != "POST":
+        raise MethodNotAllowed()
+    body = parse_json_body(request, _run_input)
+    pending = await _pending_call_ids(body.thread_id, ag_ui_wants_pending(body))
+    events = await _turn_events(ag_ui_turn_inputs(body, pending_call_ids=pending))
+    return EventStreamResponse(ag_ui_stream(events, thread_id=body.thread_id, run_id=body.run_id))
