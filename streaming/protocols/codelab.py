@@ -34,6 +34,7 @@ from streaming.protocol import (
     AnyStreamRequest,
     ClientKey,
     NonBlank,
+    RegenerateRequest,
     SessionId,
     ToolApprovalRequest,
     ToolResultRequest,
@@ -112,11 +113,14 @@ MessageStreamBody = Annotated[
     Annotated[UserMessageRequest, Tag("user_message")]
     | Annotated[ToolResultRequest, Tag("tool_result")]
     | Annotated[ToolApprovalRequest, Tag("tool_approval")]
+    | Annotated[RegenerateRequest, Tag("regenerate")]
     | Annotated[CodelabEnvelope, Tag("envelope")],
     Discriminator(
         lambda v: "envelope" if is_envelope(v) else request_kind(v),
         custom_error_type="invalid_type",
-        custom_error_message="type must be 'user_message', 'tool_result' or 'tool_approval'",
+        custom_error_message=(
+            "type must be 'user_message', 'tool_result', 'tool_approval' or 'regenerate'"
+        ),
     ),
 ]
 message_stream_adapter: TypeAdapter[AnyStreamRequest | CodelabEnvelope] = TypeAdapter(

@@ -34,6 +34,8 @@ def test_schemas_are_pydantics_own() -> None:
     assert schemas["StreamRequest"]["oneOf"] == [
         {"$ref": "#/components/schemas/UserMessageRequest"},
         {"$ref": "#/components/schemas/ToolResultRequest"},
+        {"$ref": "#/components/schemas/ToolApprovalRequest"},
+        {"$ref": "#/components/schemas/RegenerateRequest"},
     ]
     assert schemas["ErrorBody"]["required"] == ["detail", "code"]
     assert schemas["ErrorBody"]["properties"]["code"]["type"] == "string"

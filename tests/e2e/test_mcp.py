@@ -44,7 +44,13 @@ def servers_config(mcp_http: ServerProcess, mark_dir: Path) -> str:
         {
             "mcpServers": {
                 "time": {"command": sys.executable, "args": ["-m", "mcp_server_time"]},
-                "docs": {"url": f"{mcp_http.url}/mcp", "timeout": 2, "approval": "required"},
+                "docs": {"url": f"{mcp_http.url}/mcp", "timeout": 2},
+                # The same server again, its calls gated by the user's approval.
+                "gated": {
+                    "url": f"{mcp_http.url}/mcp",
+                    "allowed_tools": ["stats"],
+                    "approval": "required",
+                },
                 "flaky": mcp_stdio_config(env={"MCP_TEST_MARK_DIR": str(mark_dir)}, timeout=120),
                 "broken": {"command": "/nonexistent/mcp-server"},
             }
@@ -135,7 +141,8 @@ def test_get_agent_tools(rt: Runtime) -> None:
     assert time_tool["server_state"] == "ready"
     assert time_tool["parameters"]["properties"]["timezone"]["type"] == "string"
     assert "timezone" in time_tool["description"]
-    assert tools["docs__stats"]["requires_approval"] is True
+    assert tools["gated__stats"]["requires_approval"] is True
+    assert tools["docs__stats"]["requires_approval"] is False
     assert time_tool["requires_approval"] is False
     servers = {server["name"]: server for server in body["mcp_servers"]}
     assert servers["time"]["transport"] == "stdio"
@@ -193,3 +200,11 @@ def test_no_stdio_server_outlives_the_worker(
     assert not [pid for pid in children if pid_running(pid)]
     if stop == "terminate":  # closed by the worker itself, not only by dying with it
         assert "MCP server slow closed" in rt.log_text()
+
+
+def test_a_server_configured_for_approval_has_its_calls_wait(rt: Runtime) -> None:
+    events = ask(rt, "mcp-gated", "gated__stats", {"numbers": [1, 2, 3]})
+    call, final = events[0], events[-1]
+    assert [e["type"] for e in events] == ["tool_call", "tool_call"]  # no result: it waits
+    assert call["metadata"]["approval"] == "required"
+    assert final["metadata"]["awaiting_approval"] == [call["metadata"]["call_id"]]
