@@ -58,7 +58,7 @@ def seed_sessions(prefix: str, count: int, prior: int) -> list[str]:
 def upstream_history(prior: int, content: str) -> list[dict[str, Any]]:
     """What the runtime sends upstream for a session seeded with ``prior`` messages.
 
-    The same rule as ``sessions.selectors.message_history_for_upstream`` for plain text
+    The same rule as ``sessions.history.message_history_for_upstream`` for plain text
     messages well under the token budget: the newest ``CONTEXT_MAX_MESSAGES`` rows, starting
     at a user message. ``count_queries`` checks this
     against the real selector on every run.

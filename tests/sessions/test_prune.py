@@ -14,6 +14,7 @@ from django.utils import timezone
 from sessions import services
 from sessions.models import Message, Session
 from sessions.records import PruneResult
+from sessions.services import deletion
 from tests.servers import BASE_DIR
 from tests.sessions.factories import make_session
 
@@ -130,7 +131,7 @@ def test_each_batch_is_its_own_transaction(monkeypatch: pytest.MonkeyPatch) -> N
     old = timezone.now() - timedelta(days=2)
     for i in range(5):
         make_session(f"old-{i}", last_activity_at=old + timedelta(seconds=i), messages=1)
-    delete = services._sessions_delete_locked
+    delete = deletion._sessions_delete_locked
     calls = []
 
     def delete_then_fail_the_second_batch(pks):  # type: ignore[no-untyped-def]
@@ -140,7 +141,7 @@ def test_each_batch_is_its_own_transaction(monkeypatch: pytest.MonkeyPatch) -> N
             raise RuntimeError("the database went away")
         return deleted
 
-    monkeypatch.setattr(services, "_sessions_delete_locked", delete_then_fail_the_second_batch)
+    monkeypatch.setattr(deletion, "_sessions_delete_locked", delete_then_fail_the_second_batch)
     with pytest.raises(RuntimeError, match="went away"):
         services.session_prune(older_than=timedelta(days=1), batch_size=2)
     assert remaining() == {"old-2", "old-3", "old-4"}
@@ -165,7 +166,7 @@ def test_a_turn_that_starts_after_the_batch_was_read_keeps_its_session(
     old = timezone.now() - timedelta(days=40)
     for name in ("a", "b", "c"):
         make_session(name, last_activity_at=old, messages=1)
-    read_batch = services.session_prune_batch
+    read_batch = deletion.session_prune_batch
 
     def read_then_start_a_turn(**kwargs):  # type: ignore[no-untyped-def]
         keys = read_batch(**kwargs)
@@ -179,7 +180,7 @@ def test_a_turn_that_starts_after_the_batch_was_read_keeps_its_session(
                 services.turn_open(session_id="b", turn_id=uuid.uuid4(), content="still here")
         return keys
 
-    monkeypatch.setattr(services, "session_prune_batch", read_then_start_a_turn)
+    monkeypatch.setattr(deletion, "session_prune_batch", read_then_start_a_turn)
     result = services.session_prune(older_than=timedelta(days=30), batch_size=10)
     assert remaining() == {"b"}
     assert (result.sessions, result.kept_running) == (2, 1)

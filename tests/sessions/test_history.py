@@ -1,7 +1,7 @@
 import pytest
 
+from sessions.history import estimate_tokens, message_history_for_upstream
 from sessions.models import Message, Session
-from sessions.selectors import estimate_tokens, message_history_for_upstream
 
 pytestmark = pytest.mark.django_db
 
