@@ -21,11 +21,10 @@ from django.conf import settings
 from agent_runtime.errors import SessionBusy, TurnStillRunning
 from agent_runtime.logs import request_id_var
 from sessions import services
-from sessions.models import Message
 from sessions.records import TurnStart
 from streaming.active_turns import active_turns
-from streaming.engine.events import TextDelta, TurnEvent, TurnFinished
-from streaming.engine.step import denial_event
+from streaming.engine.events import TurnEvent, TurnFinished
+from streaming.engine.stored import replayed_events, still_pending_events
 from streaming.engine.turn import Turn
 from streaming.tools.registry import Tool
 
@@ -162,7 +161,7 @@ async def turn_start(*, user_input: UserInput) -> OpenedTurn:
     )
     session_id = user_input.session_id
     if start.replay is not None:
-        return OpenedTurn(session_id, _replayed_events(start))
+        return OpenedTurn(session_id, replayed_events(start))
     turn = Turn(start, session_id=session_id, extra_tools=user_input.extra_tools)
     return OpenedTurn(session_id, turn.events(), start)
 
@@ -232,7 +231,7 @@ async def _answer(
         session_id=session_id, turn_id=turn_id, open_turn=lambda: submit(turn_id)
     )
     if start.pending_call_ids is not None:
-        return OpenedTurn(session_id, _still_pending_events(start))
+        return OpenedTurn(session_id, still_pending_events(start))
     turn = Turn(start, session_id=session_id, extra_tools=extra_tools)
     return OpenedTurn(session_id, turn.events(), start)
 
@@ -285,33 +284,3 @@ async def _open_when_free(
                 await turn_cancel(session_id=session_id)
                 asked_to_cancel = True
             await asyncio.sleep(0.05)
-
-
-async def _still_pending_events(start: TurnStart) -> AsyncIterator[TurnEvent]:
-    """The answer was stored; other calls of the step still wait for theirs."""
-    if start.denial is not None:
-        yield denial_event(start.denial)
-    yield TurnFinished(
-        "complete",
-        "tool_calls",
-        pending_call_ids=start.pending_call_ids,
-        awaiting_approval=start.awaiting_approval,
-    )
-
-
-async def _replayed_events(start: TurnStart) -> AsyncIterator[TurnEvent]:
-    """A repeated ``message_id``: the stored answer, as a turn's events."""
-    last = None
-    for message in start.replay or ():
-        if message.role == Message.Role.ASSISTANT and message.content:
-            yield TextDelta(message.content)
-        last = message
-    if last is None:
-        yield TurnFinished("complete", None, usage=None, replayed=True)
-    else:
-        yield TurnFinished(
-            last.status,  # type: ignore[arg-type]
-            last.finish_reason or None,
-            last.usage,
-            replayed=True,
-        )
