@@ -10,6 +10,8 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from agent_runtime.logging_config import logging_config
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.FileAwareEnv()
@@ -219,48 +221,11 @@ CONTEXT_MAX_TOKENS = env.int("CONTEXT_MAX_TOKENS", default=32_000)
 # --- Logging -----------------------------------------------------------------------------------
 # json: one JSON object per line (for log shippers); plain: for people at a terminal.
 LOG_FORMAT = env.str("LOG_FORMAT", default="plain" if DEBUG else "json").lower()
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {
-        "context": {"()": "agent_runtime.logs.ContextFilter"},
-        "disallowed_host": {"()": "agent_runtime.logs.DisallowedHostFilter"},
-    },
-    "formatters": {
-        # Both remove these values from every line, whatever logged them.
-        "json": {
-            "()": "agent_runtime.logs.JsonFormatter",
-            "secrets": [INTERNAL_API_KEY, SECRET_KEY, LLM_API_KEY, LLM_PROXY_KEY],
-        },
-        "plain": {
-            "()": "agent_runtime.logs.PlainFormatter",
-            "secrets": [INTERNAL_API_KEY, SECRET_KEY, LLM_API_KEY, LLM_PROXY_KEY],
-        },
-    },
-    "handlers": {
-        "console": {
-            "class": "logging.StreamHandler",
-            "formatter": LOG_FORMAT if LOG_FORMAT in ("json", "plain") else "json",
-            "filters": ["context"],
-        },
-    },
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    "loggers": {
-        "django": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
-        # 4xx answers are in our own request log already; keep Django's for 5xx only.
-        "django.request": {"level": "ERROR"},
-        # A Host outside ALLOWED_HOSTS: one WARNING line (at most one per 10 s), no traceback.
-        "django.security.DisallowedHost": {"filters": ["disallowed_host"]},
-        # uvicorn's own lines in the same format (it configured them before Django started).
-        "uvicorn": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
-        # One line per request is the runtime's own (agent_runtime.requests). uvicorn writes
-        # its access line whenever this logger has a handler, whatever --no-access-log said:
-        # so none, and no propagation.
-        "uvicorn.access": {"handlers": [], "propagate": False},
-        # httpx logs every upstream request at INFO; that is noise at our request rate.
-        "httpx": {"level": "WARNING"},
-    },
-}
+LOGGING = logging_config(
+    log_format=LOG_FORMAT,
+    level=LOG_LEVEL,
+    secrets=[INTERNAL_API_KEY, SECRET_KEY, LLM_API_KEY, LLM_PROXY_KEY],
+)
 
 # --- Turns -------------------------------------------------------------------------------------
 # A running turn holds a lease on its session, renewed while it runs; a crashed worker's lease

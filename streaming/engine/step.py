@@ -107,3 +107,10 @@ def denial_event(denial: NewMessage) -> ToolResult:
         error=f"{body['error']}: {reason}" if reason else body["error"],
         error_code=denial.error_code,
     )
+
+
+def add_usage(total: dict[str, int], usage: dict[str, int]) -> None:
+    """Add a model call's token counts to the turn's."""
+    for key, value in usage.items():
+        if isinstance(value, int):
+            total[key] = total.get(key, 0) + value

@@ -31,7 +31,7 @@ from streaming.engine.events import (
 from streaming.engine.heartbeat import HeartbeatTimer
 from streaming.engine.model_call import CALL_END, ModelCall
 from streaming.engine.recording import step_store, turn_store_end
-from streaming.engine.step import Step, call_ready_event, denial_event
+from streaming.engine.step import Step, add_usage, call_ready_event, denial_event
 from streaming.llm_client import ContentDelta, StreamEnd, ToolCallDelta, get_llm_client
 from streaming.tool_calls import (
     ToolCall,
@@ -181,7 +181,7 @@ class Turn:
                     yield ToolCallArgsDelta(step.assembler.call_id(item.index), item.arguments)
             elif kind is StreamEnd:
                 step.end = item
-                self._add_usage(item.usage)
+                add_usage(self.usage, item.usage)
             elif item is CALL_END:
                 return
             elif (event := self._signal(item)) is not None:
@@ -301,8 +301,3 @@ class Turn:
         if isinstance(item, UpstreamError):
             raise item
         raise AssertionError(f"unexpected queue item {item!r}")
-
-    def _add_usage(self, usage: dict[str, int]) -> None:
-        for key, value in usage.items():
-            if isinstance(value, int):
-                self.usage[key] = self.usage.get(key, 0) + value
