@@ -166,3 +166,13 @@ class PruneResult:
     #: Sessions idle past the cutoff that were kept because a turn is running in them.
     kept_running: int = 0
     batches: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class AwaitingApproval:
+    """A call that waits for the user's decision."""
+
+    call_id: str
+    tool_name: str
+    #: The model's arguments: parsed JSON when they parse, else the raw string.
+    arguments: Any

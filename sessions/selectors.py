@@ -6,15 +6,23 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from django.core.paginator import Paginator
 from django.db.models import Aggregate, Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from sessions.models import Message, Session, ToolApproval, lease_held_q
+from sessions.models import (
+    Message,
+    Session,
+    ToolApproval,
+    lease_held_q,
+    pending_call_is_approval,
+)
 from sessions.records import (
     ActivityKey,
     ApprovalInfo,
+    AwaitingApproval,
     MessageInfo,
     MessagePage,
     SessionInfo,
@@ -62,6 +70,26 @@ def session_pending_call_ids(*, session_id: str) -> list[str]:
         .first()
     )
     return [call["id"] for call in pending or ()]
+
+
+def session_awaiting_approval(*, session_id: str) -> list[AwaitingApproval]:
+    """The session's tool calls still waiting for the user's decision."""
+    pending = Session.objects.filter(session_id=session_id).values_list(
+        "pending_tool_calls", flat=True
+    )
+    return [
+        AwaitingApproval(call["id"], call["name"], _parsed(call["arguments"]))
+        for call in pending.first() or ()
+        if pending_call_is_approval(call) and not call.get("approved")
+    ]
+
+
+def _parsed(arguments: str) -> Any:
+    """Parsed JSON when they parse (as the ``tool_call`` event shows them), else the text."""
+    try:
+        return orjson.loads(arguments or "{}")
+    except orjson.JSONDecodeError:
+        return arguments
 
 
 def turn_cancels_requested(*, turn_ids: Sequence[UUID]) -> list[UUID]:
