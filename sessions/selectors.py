@@ -6,19 +6,12 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-import orjson
 from django.core.paginator import Paginator
 from django.db.models import Aggregate, Count, Exists, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from sessions.models import (
-    Message,
-    Session,
-    ToolApproval,
-    lease_held_q,
-    pending_call_is_approval,
-)
+from sessions.models import Message, Session, ToolApproval, lease_held_q, pending_call_is_approval
 from sessions.records import (
     ActivityKey,
     ApprovalInfo,
@@ -78,18 +71,10 @@ def session_awaiting_approval(*, session_id: str) -> list[AwaitingApproval]:
         "pending_tool_calls", flat=True
     )
     return [
-        AwaitingApproval(call["id"], call["name"], _parsed(call["arguments"]))
+        AwaitingApproval.of(call)
         for call in pending.first() or ()
         if pending_call_is_approval(call) and not call.get("approved")
     ]
-
-
-def _parsed(arguments: str) -> Any:
-    """Parsed JSON when they parse (as the ``tool_call`` event shows them), else the text."""
-    try:
-        return orjson.loads(arguments or "{}")
-    except orjson.JSONDecodeError:
-        return arguments
 
 
 def turn_cancels_requested(*, turn_ids: Sequence[UUID]) -> list[UUID]:

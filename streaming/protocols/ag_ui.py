@@ -138,6 +138,10 @@ def approval_interrupt(call_id: str, call: AwaitingApproval | None) -> Interrupt
     )
 
 
+def _awaiting(event: ToolCallReady) -> AwaitingApproval:
+    return AwaitingApproval(event.call_id, event.tool_name, event.arguments)
+
+
 def _outcome(
     event: TurnFinished, waiting: dict[str, AwaitingApproval]
 ) -> RunFinishedOutcome | None:
@@ -205,11 +209,7 @@ async def ag_ui_stream(
             elif kind is ToolCallReady:
                 yield wire_frame(CALL_END, toolCallId=event.call_id)  # type: ignore[union-attr]
                 if event.approval_required:  # type: ignore[union-attr]
-                    approvals[event.call_id] = AwaitingApproval(  # type: ignore[union-attr]
-                        event.call_id,  # type: ignore[union-attr]
-                        event.tool_name,  # type: ignore[union-attr]
-                        event.arguments,  # type: ignore[union-attr]
-                    )
+                    approvals[event.call_id] = _awaiting(event)  # type: ignore[union-attr,arg-type]
             elif kind is ToolResult:
                 yield wire_frame(
                     CALL_RESULT,
