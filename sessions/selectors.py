@@ -65,6 +65,13 @@ def session_pending_call_ids(*, session_id: str) -> list[str]:
     return [call["id"] for call in pending or ()]
 
 
+def turn_cancels_requested(*, turn_ids: Sequence[UUID]) -> list[UUID]:
+    """Which of these running turns someone asked to cancel."""
+    return list(
+        Session.objects.filter(cancel_turn_id__in=turn_ids).values_list("cancel_turn_id", flat=True)
+    )
+
+
 def session_awaiting_approval(*, session_id: str) -> list[AwaitingApproval]:
     """The session's tool calls still waiting for the user's decision."""
     pending = Session.objects.filter(session_id=session_id).values_list(
@@ -75,13 +82,6 @@ def session_awaiting_approval(*, session_id: str) -> list[AwaitingApproval]:
         for call in pending.first() or ()
         if pending_call_is_approval(call) and not call.get("approved")
     ]
-
-
-def turn_cancels_requested(*, turn_ids: Sequence[UUID]) -> list[UUID]:
-    """Which of these running turns someone asked to cancel."""
-    return list(
-        Session.objects.filter(cancel_turn_id__in=turn_ids).values_list("cancel_turn_id", flat=True)
-    )
 
 
 # --- Sessions API, admin and pruning -------------------------------------------------------

@@ -2,8 +2,8 @@
 
 A Node project runs the Vercel AI SDK's ``DefaultChatTransport`` + ``readUIMessageStream`` and
 ``@ag-ui/client``'s ``HttpAgent`` against the live runtime and development LLM started here:
-text, a server tool, a client tool round trip, an upstream error, a cancel and regenerate;
-and, against a runtime whose tools need approval, ``HttpAgent`` answering AG-UI interrupts.
+text, a server tool, a client tool round trip, an upstream error, a cancel, regenerate, resume,
+and (on a second runtime that asks for approval) tool approval.
 Its packages come from ``tests/clients/package-lock.json``: ``npm ci`` there (``.ci/run`` does
 it; so does this test the first time). Without Node or the packages it fails, it never skips.
 """
@@ -22,18 +22,37 @@ pytestmark = pytest.mark.e2e
 CLIENTS = Path(__file__).resolve().parent.parent / "clients"
 
 
-def node_tests(runtime: Runtime, devllm: DevLLM, *files: str) -> str:
-    """Run the Node tests (``files``, else the default ``test/`` ones): their TAP output."""
+#: The tools of the runtime that asks for approval: ``guarded`` always asks, the setting adds
+#: the calculator (as in tests/e2e/test_tool_approval.py).
+APPROVAL_TOOLS = ",".join(
+    [
+        "streaming.tools.builtin.echo",
+        "streaming.tools.builtin.calculator",
+        "streaming.tools.builtin.read_file",
+        "tests.tools.guarded",
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def approval_runtime(runtime_factory) -> Runtime:  # type: ignore[no-untyped-def]
+    return runtime_factory(tools=APPROVAL_TOOLS, tools_requiring_approval="calc*")
+
+
+def test_the_protocols_own_clients_read_our_streams(
+    runtime: Runtime, approval_runtime: Runtime, devllm: DevLLM
+) -> None:
     node = node_project_ready(CLIENTS)
     env = {
         **os.environ,
         "RUNTIME_URL": runtime.url,
+        "APPROVAL_RUNTIME_URL": approval_runtime.url,
         "RUNTIME_KEY": E2E_KEY,
         "DEVLLM_URL": devllm.url,
         "SUPPRESS_TRANSFORMATION_WARNINGS": "true",
     }
     result = subprocess.run(
-        [node, "--test", "--test-concurrency=1", *files],
+        [node, "--test", "--test-concurrency=1"],
         cwd=CLIENTS,
         env=env,
         capture_output=True,
@@ -42,14 +61,3 @@ def node_tests(runtime: Runtime, devllm: DevLLM, *files: str) -> str:
     )
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
     assert "# fail 0" in result.stdout
-    return result.stdout
-
-
-def test_the_protocols_own_clients_read_our_streams(runtime: Runtime, devllm: DevLLM) -> None:
-    node_tests(runtime, devllm)
-
-
-def test_http_agent_answers_tool_approvals(approval_runtime: Runtime, devllm: DevLLM) -> None:
-    """``approval/ag-ui.mjs``: approve, deny and a mixed step through ``HttpAgent``."""
-    out = node_tests(approval_runtime, devllm, "approval/ag-ui.mjs")
-    assert "# pass 3" in out
