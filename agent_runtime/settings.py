@@ -314,3 +314,7 @@ HOST = env.str("HOST", default="127.0.0.1")
 PORT = env.int("PORT", default=8001)
 # uvicorn worker processes; WEB_CONCURRENCY is the common name hosting platforms set.
 WORKERS = env.int("WORKERS", default=int(os.environ.get("WEB_CONCURRENCY") or 1))
+# The kernel's send buffer of each accepted connection (SO_SNDBUF, bytes; Linux doubles it; 0:
+# the kernel's autotuning, up to 4 MB a connection). A small one makes a client that reads slowly
+# make the turn wait for it instead of the worker producing what the kernel would queue.
+STREAM_SOCKET_SNDBUF_BYTES = env.int("STREAM_SOCKET_SNDBUF_BYTES", default=64 * 1024)

@@ -150,8 +150,17 @@ def database_url(settings_dict: dict[str, Any]) -> str:
 
 
 def start_runtime(
-    tmp: Path, *, db_url: str, llm_url: str, key: str, workers: int = 1, **settings: Any
+    tmp: Path,
+    *,
+    db_url: str,
+    llm_url: str,
+    key: str,
+    workers: int = 1,
+    serve: bool = False,
+    **settings: Any,
 ) -> Runtime:
+    """The runtime under ``python -m uvicorn``, or with ``serve``, as production runs it
+    (``manage.py serve``: its own listening socket, with ``STREAM_SOCKET_SNDBUF_BYTES``)."""
     port = free_port()
     log = tmp / f"runtime-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME__")}
@@ -168,24 +177,13 @@ def start_runtime(
         }
     )
     env.update({f"AGENT_RUNTIME__{name.upper()}": str(value) for name, value in settings.items()})
-    process = _spawn(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "agent_runtime.asgi:application",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            str(workers),
-            "--lifespan",
-            "on",
-        ],
-        env,
-        log,
-    )
+    where = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
+    if serve:
+        args = [sys.executable, "manage.py", "serve", *where]
+    else:
+        args = [sys.executable, "-m", "uvicorn", "agent_runtime.asgi:application", *where]
+        args += ["--lifespan", "on"]
+    process = _spawn(args, env, log)
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url + "/health", process, log, timeout=120)  # a busy machine starts slowly
     return Runtime(url=url, process=process, log=log, key=key)

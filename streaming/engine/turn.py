@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -81,10 +82,12 @@ class Turn:
 
     async def events(self) -> AsyncIterator[TurnEvent]:
         turn_id = self.start.turn_id
-        active_turns.add(turn_id, lambda: self.queue.put_nowait(_CANCEL))
+        # Callbacks on the queue, not closures over the turn: a turn must not be part of a
+        # reference cycle, or its text stays in memory until a full garbage collection.
+        active_turns.add(turn_id, partial(self.queue.put_nowait, _CANCEL))
         telemetry.turn_started(session_id=self.session_id, turn_id=turn_id)
         self.heartbeat = HeartbeatTimer(
-            interval=settings.HEARTBEAT_SECONDS, beat=lambda: self.queue.put_nowait(HEARTBEAT)
+            interval=settings.HEARTBEAT_SECONDS, beat=partial(self.queue.put_nowait, HEARTBEAT)
         )
         status: str = Message.Status.INTERRUPTED
         error: UpstreamError | None = None
