@@ -31,7 +31,8 @@ from streaming.protocol import (
     StreamRequest,
 )
 from streaming.protocols.ag_ui import AgUiEvent, RunInput
-from streaming.protocols.ai_sdk import ChatRequest, UIMessageChunk
+from streaming.protocols.ai_sdk import UIMessageChunk
+from streaming.protocols.ai_sdk_request import ChatRequest
 from streaming.tools.listing import ToolListOut
 
 

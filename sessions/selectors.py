@@ -64,6 +64,20 @@ def session_pending_call_ids(*, session_id: str) -> list[str]:
     return [call["id"] for call in pending or ()]
 
 
+def session_undecided_call_ids(*, session_id: str) -> list[str]:
+    """The ids of the session's tool calls still waiting for the user's decision."""
+    pending = (
+        Session.objects.filter(session_id=session_id)
+        .values_list("pending_tool_calls", flat=True)
+        .first()
+    )
+    return [
+        call["id"]
+        for call in pending or ()
+        if call.get("kind") == "approval" and not call.get("approved")
+    ]
+
+
 def turn_cancels_requested(*, turn_ids: Sequence[UUID]) -> list[UUID]:
     """Which of these running turns someone asked to cancel."""
     return list(
