@@ -146,8 +146,15 @@ ENDPOINTS: list[Endpoint] = [
         "aiSdkChatResume",
         "Resume the chat's running stream (useChat's resume)",
         path_params=SessionPath,
-        responses={204: Body("No stream to resume.")},
-        errors=(404,),  # a path segment that is not a session id
+        responses={
+            200: Body(
+                "The running turn's stream from its start. " + AI_SDK_DESCRIPTION,
+                UIMessageChunk,
+                media_type="text/event-stream",
+            ),
+            204: Body("No turn runs: nothing to resume."),
+        },
+        errors=(404, 503),  # 404: a path segment that is not a session id
         tags=("conversation",),
     ),
     Endpoint(
