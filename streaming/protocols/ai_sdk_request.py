@@ -37,7 +37,7 @@ class ToolApproval(BaseModel):
 class UIMessagePart(BaseModel):
     """One part of a UI message: the fields of the part types the runtime reads."""
 
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="allow", frozen=True)
 
     type: str
     text: str | None = None
@@ -68,7 +68,7 @@ class ChatRequest(BaseModel):
     the turn still running after a reload.
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
     id: SessionId
     messages: list[UIMessage] = Field(min_length=1)
