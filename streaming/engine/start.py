@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ from agent_runtime.logs import request_id_var
 from sessions import services
 from sessions.records import TurnStart
 from streaming.active_turns import active_turns
-from streaming.engine.events import TurnEvent, TurnFinished
+from streaming.engine.events import TurnEvent
 from streaming.engine.stored import replayed_events, still_pending_events
 from streaming.engine.turn import Turn
 from streaming.tools.registry import Tool
@@ -82,6 +81,7 @@ class ToolDecision:
     approved: bool
     reason: str = ""
     arguments: Any = None
+    extra_tools: tuple[Tool, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -122,28 +122,6 @@ async def turn_open_events(*, turn_input: TurnInput) -> OpenedTurn:
     if isinstance(turn_input, Regenerate):
         return await turn_regenerate(regenerate=turn_input)
     return await turn_continue(tool_output=turn_input)
-
-
-async def turn_events_each(*, turn_inputs: list[TurnInput]) -> AsyncIterator[TurnEvent]:
-    """Submit several inputs in order (a client posting all of a step's tool results at once):
-    the events of the first one that opens a turn, normally the last (a tool result that
-    leaves calls pending opens none: its one event is the pending calls); the inputs after
-    it are not submitted."""
-    for turn_input in turn_inputs[:-1]:
-        events = await turn_events(turn_input=turn_input)
-        first = await anext(events)
-        if isinstance(first, TurnFinished) and first.pending_call_ids is not None:
-            await events.aclose()  # type: ignore[attr-defined]
-            continue
-        return _chained(first, events)
-    return await turn_events(turn_input=turn_inputs[-1])
-
-
-async def _chained(first: TurnEvent, rest: AsyncIterator[TurnEvent]) -> AsyncIterator[TurnEvent]:
-    yield first
-    async with aclosing(rest):  # type: ignore[type-var]
-        async for event in rest:
-            yield event
 
 
 async def turn_start(*, user_input: UserInput) -> OpenedTurn:
@@ -199,6 +177,7 @@ async def turn_decide(*, decision: ToolDecision) -> OpenedTurn:
             request_id=request_id,
             arguments=arguments,
         ),
+        extra_tools=decision.extra_tools,
     )
 
 

@@ -190,25 +190,3 @@ def test_prune_batches_are_oldest_first_and_skip_running_turns() -> None:
     assert [names[k.pk] for k in rest] == ["old-crashed"]
     assert selectors.session_prune_batch(cutoff=cutoff, now=now, after=rest[-1], limit=2) == []
     assert selectors.session_prune_counts(cutoff=cutoff, now=now) == (3, 0, 1)
-
-
-def test_the_calls_waiting_for_a_result_or_a_decision() -> None:
-    Session.objects.create(
-        session_id="waits",
-        last_activity_at=T0,
-        pending_tool_calls=[
-            {"id": "c1", "name": "read_file"},
-            {"id": "g1", "name": "guarded", "kind": "approval", "arguments": "{}"},
-            {
-                "id": "g2",
-                "name": "guarded",
-                "kind": "approval",
-                "arguments": "{}",
-                "approved": True,
-            },
-        ],
-    )
-    assert selectors.session_pending_call_ids(session_id="waits") == ["c1", "g1", "g2"]
-    # g2 has its decision: it waits only to run.
-    assert selectors.session_undecided_call_ids(session_id="waits") == ["g1"]
-    assert selectors.session_undecided_call_ids(session_id="unknown") == []
