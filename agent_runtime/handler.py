@@ -7,13 +7,17 @@ Two differences from ``django.core.handlers.asgi.ASGIHandler``:
   so every ``sync_to_async`` call of theirs runs on asgiref's one database thread, which keeps
   its connection (``CONN_MAX_AGE``). The admin's requests (``ADMIN_PATH_PREFIXES``) keep
   Django's own context: their sync work (views, password hashing, sessions) runs on a thread
-  of their own and never queues ahead of a turn's database work. Their connection is closed
-  when they end.
+  of their own and never queues ahead of a turn's database work. At most ``ADMIN_CONCURRENCY``
+  of them run at once (per worker); their connection is closed when they end.
 - How the body is read (``agent_runtime.request_body``): not at all when the key check will
   refuse the request, and bounded in size and time otherwise.
 """
 
 from __future__ import annotations
+
+import asyncio
+import os
+import threading
 
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.conf import settings
@@ -32,11 +36,23 @@ def sent_key(scope: Scope) -> str:
     )
 
 
+def yield_the_cpu() -> None:
+    """Lowest CPU priority for the calling thread (Linux: threads have their own nice value).
+
+    The admin's threads are made for one request and end with it, so it is never raised again.
+    """
+    if hasattr(os, "setpriority"):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+
+
 class RuntimeASGIHandler(ASGIHandler):
     def __init__(self) -> None:
         super().__init__()
         self.internal_key = InternalKey()
         self.admin_prefixes = tuple(settings.ADMIN_PATH_PREFIXES)
+        # A password hash is CPU-bound (PBKDF2, about a second): admin requests past this many
+        # wait on the event loop, so that a flood of logins cannot take every core.
+        self.admin_slots = asyncio.Semaphore(settings.ADMIN_CONCURRENCY)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,7 +71,8 @@ class RuntimeASGIHandler(ASGIHandler):
         if not path.startswith(self.admin_prefixes):
             await self.handle(scope, body.receive, body.send)
             return
-        async with ThreadSensitiveContext():
+        async with self.admin_slots, ThreadSensitiveContext():
+            await sync_to_async(yield_the_cpu)()  # the request's own thread, as its views
             await self.handle(scope, body.receive, body.send)
             # On the admin's own thread: its connection would otherwise outlive the thread.
             await sync_to_async(connections.close_all)()

@@ -185,6 +185,9 @@ AXES_RESET_ON_SUCCESS = True
 # The address is REMOTE_ADDR, which uvicorn takes from X-Forwarded-For only when the peer is one
 # of FORWARDED_ALLOW_IPS (below); never a header that any client can set.
 AXES_CLIENT_IP_CALLABLE = "agent_runtime.admin_login.client_address"
+# Admin requests served at once per worker, each on a thread of its own (agent_runtime.handler);
+# more wait their turn. One password hash takes a core for about a second.
+ADMIN_CONCURRENCY = env.int("ADMIN_CONCURRENCY", default=1)
 
 # --- HTTPS and browsers ------------------------------------------------------------------------
 # ``manage.py check --deploy`` is silent with the production values listed in .env.example.
