@@ -110,7 +110,7 @@ async def test_a_declared_length_over_the_limit_is_413_unread(handler: RuntimeAS
     assert (client.status, client.pulled) == (413, 0)
     assert client.body == {"detail": "Request body is too large.", "code": "payload_too_large"}
     assert client.headers[b"connection"] == b"close"
-    assert client.headers[b"x-request-id"]  # answered by the middleware chain
+    assert client.headers[b"X-Request-ID"]  # answered by the middleware chain
 
 
 async def test_a_chunked_body_is_refused_at_the_chunk_over_the_limit(

@@ -6,7 +6,6 @@ import socket
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from django.conf import settings
 
