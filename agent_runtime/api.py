@@ -30,7 +30,8 @@ from streaming.protocol import (
     StreamEvent,
     StreamRequest,
 )
-from streaming.protocols.ag_ui import AgUiEvent, RunInput
+from streaming.protocols.ag_ui import AgUiEvent
+from streaming.protocols.ag_ui_input import RunInput
 from streaming.protocols.ai_sdk import ChatRequest, UIMessageChunk
 from streaming.tools.listing import ToolListOut
 

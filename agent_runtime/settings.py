@@ -277,6 +277,14 @@ if ON_DISCONNECT not in ("cancel", "continue"):
     )
 # How long a turn's events can still be replayed after it ends.
 RUN_EVENTS_TTL_SECONDS = env.float("RUN_EVENTS_TTL_SECONDS", default=600.0)
+# In-process broker: the most bytes of ended turns' logs a worker keeps for the TTL above (the
+# oldest are forgotten first; resuming one then answers 204).
+RUN_EVENTS_KEEP_MAX_BYTES = env.int("RUN_EVENTS_KEEP_MAX_BYTES", default=16 * 1024 * 1024)
+# A reader of a turn that does not wait for it (under on_disconnect=continue, or a resumed
+# reader) is dropped when it falls this many more events behind; it may resume from its last id.
+RUN_READER_MAX_LAG_EVENTS = env.int("RUN_READER_MAX_LAG_EVENTS", default=10_000)
+# A client that accepts no byte of its stream for this long is disconnected.
+STREAM_IDLE_WRITE_TIMEOUT_SECONDS = env.float("STREAM_IDLE_WRITE_TIMEOUT_SECONDS", default=30.0)
 # Redis for the event broker, e.g. redis://127.0.0.1:6379/0; needed for several workers or hosts.
 REDIS_URL = env.str("REDIS_URL", default="")
 # The event broker (dotted path): in-process unless REDIS_URL is set.

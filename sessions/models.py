@@ -1,7 +1,7 @@
 """A session is one conversation; its messages are ordered by a per-session sequence number."""
 
 from datetime import datetime
-from typing import Self
+from typing import Any, Self
 
 from django.db import models
 from django.db.models import BooleanField, ExpressionWrapper, Q
@@ -20,6 +20,11 @@ LEASE_HELD_SQL = (
     "(active_turn_id IS NOT NULL AND "
     "(active_turn_expires_at IS NULL OR active_turn_expires_at > %s))"
 )
+
+
+def pending_call_is_approval(call: dict[str, Any]) -> bool:
+    """Whether an entry of ``Session.pending_tool_calls`` is a call that asked for approval."""
+    return call.get("kind") == "approval"
 
 
 class SessionQuerySet(models.QuerySet["Session"]):

@@ -5,6 +5,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 
 @dataclass(slots=True, frozen=True)
 class NewMessage:
@@ -166,3 +168,22 @@ class PruneResult:
     #: Sessions idle past the cutoff that were kept because a turn is running in them.
     kept_running: int = 0
     batches: int = 0
+
+
+@dataclass(slots=True, frozen=True)
+class AwaitingApproval:
+    """A call that waits for the user's decision."""
+
+    call_id: str
+    tool_name: str
+    #: The model's arguments: parsed JSON when they parse, else the raw string.
+    arguments: Any
+
+    @classmethod
+    def of(cls, call: dict[str, Any]) -> "AwaitingApproval":
+        """From its entry in ``Session.pending_tool_calls`` (the arguments are JSON text)."""
+        try:
+            arguments = orjson.loads(call["arguments"] or "{}")
+        except orjson.JSONDecodeError:
+            arguments = call["arguments"]
+        return cls(call["id"], call["name"], arguments)

@@ -11,10 +11,11 @@ from django.db.models import Aggregate, Count, Exists, OuterRef, Q, QuerySet, Su
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from sessions.models import Message, Session, ToolApproval, lease_held_q
+from sessions.models import Message, Session, ToolApproval, lease_held_q, pending_call_is_approval
 from sessions.records import (
     ActivityKey,
     ApprovalInfo,
+    AwaitingApproval,
     MessageInfo,
     MessagePage,
     SessionInfo,
@@ -69,6 +70,18 @@ def turn_cancels_requested(*, turn_ids: Sequence[UUID]) -> list[UUID]:
     return list(
         Session.objects.filter(cancel_turn_id__in=turn_ids).values_list("cancel_turn_id", flat=True)
     )
+
+
+def session_awaiting_approval(*, session_id: str) -> list[AwaitingApproval]:
+    """The session's tool calls still waiting for the user's decision."""
+    pending = Session.objects.filter(session_id=session_id).values_list(
+        "pending_tool_calls", flat=True
+    )
+    return [
+        AwaitingApproval.of(call)
+        for call in pending.first() or ()
+        if pending_call_is_approval(call) and not call.get("approved")
+    ]
 
 
 # --- Sessions API, admin and pruning -------------------------------------------------------

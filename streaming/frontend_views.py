@@ -13,15 +13,11 @@ from pydantic import TypeAdapter
 
 from agent_runtime.errors import MethodNotAllowed
 from agent_runtime.json_body import parse_json_body
-from sessions.selectors import session_pending_call_ids
+from sessions.selectors import session_awaiting_approval, session_pending_call_ids
 from streaming.engine.events import TurnEvent
 from streaming.engine.start import TurnInput, UserInput, turn_events_each
-from streaming.protocols.ag_ui import (
-    RunInput,
-    ag_ui_stream,
-    ag_ui_turn_inputs,
-    ag_ui_wants_pending,
-)
+from streaming.protocols.ag_ui import ag_ui_stream
+from streaming.protocols.ag_ui_input import RunInput, ag_ui_turn_inputs, ag_ui_wants_pending
 from streaming.protocols.ai_sdk import (
     STREAM_HEADERS,
     ChatRequest,
@@ -76,6 +72,17 @@ async def ag_ui_run(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         raise MethodNotAllowed()
     body = parse_json_body(request, _run_input)
-    pending = await _pending_call_ids(body.thread_id, ag_ui_wants_pending(body))
-    events = await _turn_events(ag_ui_turn_inputs(body, pending_call_ids=pending))
-    return EventStreamResponse(ag_ui_stream(events, thread_id=body.thread_id, run_id=body.run_id))
+    answers = ag_ui_wants_pending(body)
+    pending = await _pending_call_ids(body.thread_id, answers)
+    # The calls that wait for a decision: the resume is checked against them, and those it
+    # leaves waiting are listed again as interrupts.
+    waiting = []
+    if answers or body.resume:
+        waiting = await sync_to_async(session_awaiting_approval)(session_id=body.thread_id)
+    turn_inputs = ag_ui_turn_inputs(
+        body, pending_call_ids=pending, awaiting_approval={c.call_id for c in waiting}
+    )
+    events = await _turn_events(turn_inputs)
+    return EventStreamResponse(
+        ag_ui_stream(events, thread_id=body.thread_id, run_id=body.run_id, waiting=waiting)
+    )

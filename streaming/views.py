@@ -22,13 +22,16 @@ from streaming.protocols.codelab import (
 )
 from streaming.protocols.seed import seed_stream, seed_turn_input
 from streaming.runs.resume import Encoder, events_only, run_events, run_resume
+from streaming.write_watch import write_watched
 
 
 class EventStreamResponse(StreamingHttpResponse):
     """An SSE response whose async iterator Django consumes directly.
 
     The frames are bytes already, so Django's per-chunk wrapper generators are skipped; and
-    Django's ``aclosing()`` then closes our generator itself on client disconnect.
+    Django's ``aclosing()`` then closes our generator itself on client disconnect. A client
+    that accepts nothing for ``STREAM_IDLE_WRITE_TIMEOUT_SECONDS`` is dropped
+    (``streaming.write_watch``).
     """
 
     def __init__(self, frames: AsyncIterator[bytes], **kwargs: Any) -> None:
@@ -38,7 +41,7 @@ class EventStreamResponse(StreamingHttpResponse):
         self["X-Accel-Buffering"] = "no"
 
     def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
-        return self.frames
+        return write_watched(self.frames, idle=settings.STREAM_IDLE_WRITE_TIMEOUT_SECONDS)
 
 
 @csrf_exempt  # authenticated by X-Internal-Auth, not by a browser cookie

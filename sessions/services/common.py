@@ -17,7 +17,7 @@ from agent_runtime.errors import (
 )
 from sessions import statements
 from sessions.history import message_history_for_upstream
-from sessions.models import Session
+from sessions.models import Session, pending_call_is_approval
 from sessions.records import NewMessage
 
 NOT_EXECUTED = orjson.dumps(
@@ -90,5 +90,4 @@ def _history(session_pk: int) -> list[dict[str, Any]]:
     )
 
 
-def _is_approval(call: dict[str, Any]) -> bool:
-    return call.get("kind") == "approval"
+_is_approval = pending_call_is_approval

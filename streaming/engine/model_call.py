@@ -17,13 +17,29 @@ logger = logging.getLogger(__name__)
 #: Put on the queue after the call's last delta.
 CALL_END = object()
 
+#: Deltas the turn may leave untaken before the call stops reading the model until the turn
+#: has taken all but ``BACKLOG_RESUME`` of them: a turn whose client reads slowly reads the
+#: model slowly too, instead of buffering it (the model server's socket then fills up).
+BACKLOG_PAUSE = 32
+BACKLOG_RESUME = 8
+
 
 class ModelCall:
     """Feeds one model call's deltas to ``put``; ``hang_up`` stops it from any task."""
 
-    def __init__(self, *, client: ChatClient, put: Callable[[Any], None]) -> None:
+    def __init__(
+        self,
+        *,
+        client: ChatClient,
+        put: Callable[[Any], None],
+        backlog: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.client = client
         self.put = put
+        #: How many deltas the turn has not taken yet.
+        self.backlog = backlog
+        #: Set while the call waits for the turn to take its deltas (``take``).
+        self.paused: asyncio.Future[None] | None = None
         self.upstream: ChatStream | None = None
         #: True while a response is being read (cancelling the task then would leave the
         #: connection pool inconsistent: hang up instead).
@@ -33,7 +49,7 @@ class ModelCall:
     async def run(
         self, *, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None
     ) -> None:
-        put = self.put
+        put, backlog = self.put, self.backlog
         loop = asyncio.get_running_loop()
         attempt = 0
         first_try = loop.time()
@@ -46,6 +62,9 @@ class ModelCall:
                 async for delta in self.upstream:
                     produced = True
                     put(delta)
+                    if backlog() > BACKLOG_PAUSE and not self.stopping:
+                        self.paused = loop.create_future()
+                        await self.paused
                 put(CALL_END)
                 return
             except UpstreamError as exc:
@@ -69,8 +88,19 @@ class ModelCall:
                 put(UpstreamProtocolError())
                 return
 
+    def taken(self) -> None:
+        """The turn took deltas: read the model again if it has few left."""
+        if self.backlog() <= BACKLOG_RESUME:
+            self._resume()
+
+    def _resume(self) -> None:
+        paused, self.paused = self.paused, None
+        if paused is not None and not paused.done():
+            paused.set_result(None)
+
     async def hang_up(self) -> None:
         """Close the connection, which tells the model server to stop generating."""
         self.stopping = True
+        self._resume()
         if self.upstream is not None:
             await self.upstream.hang_up()

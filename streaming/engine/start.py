@@ -82,6 +82,7 @@ class ToolDecision:
     approved: bool
     reason: str = ""
     arguments: Any = None
+    extra_tools: tuple[Tool, ...] = ()
 
 
 @dataclass(slots=True, frozen=True)
@@ -125,22 +126,27 @@ async def turn_open_events(*, turn_input: TurnInput) -> OpenedTurn:
 
 
 async def turn_events_each(*, turn_inputs: list[TurnInput]) -> AsyncIterator[TurnEvent]:
-    """Submit several inputs in order (a client posting all of a step's tool results at once):
-    the events of the first one that opens a turn, normally the last (a tool result that
-    leaves calls pending opens none: its one event is the pending calls); the inputs after
-    it are not submitted."""
+    """Submit several inputs in order (a client posting all of a step's answers at once):
+    the events of the first one that opens a turn, normally the last (an answer that leaves
+    calls pending opens none: its events are stored ones, a denial's result and the final
+    event listing what waits); the inputs after it are not submitted. The denials' results
+    of the answers before it come first."""
+    carried: list[TurnEvent] = []
     for turn_input in turn_inputs[:-1]:
-        events = await turn_events(turn_input=turn_input)
-        first = await anext(events)
-        if isinstance(first, TurnFinished) and first.pending_call_ids is not None:
-            await events.aclose()  # type: ignore[attr-defined]
-            continue
-        return _chained(first, events)
-    return await turn_events(turn_input=turn_inputs[-1])
+        opened = await turn_open_events(turn_input=turn_input)
+        if opened.start is not None or not isinstance(turn_input, ToolOutput | ToolDecision):
+            return _chained(carried, opened.events)
+        async with aclosing(opened.events):  # type: ignore[type-var]
+            carried += [e async for e in opened.events if not isinstance(e, TurnFinished)]
+    events = await turn_events(turn_input=turn_inputs[-1])
+    return _chained(carried, events) if carried else events
 
 
-async def _chained(first: TurnEvent, rest: AsyncIterator[TurnEvent]) -> AsyncIterator[TurnEvent]:
-    yield first
+async def _chained(
+    first: list[TurnEvent], rest: AsyncIterator[TurnEvent]
+) -> AsyncIterator[TurnEvent]:
+    for event in first:
+        yield event
     async with aclosing(rest):  # type: ignore[type-var]
         async for event in rest:
             yield event
@@ -199,6 +205,7 @@ async def turn_decide(*, decision: ToolDecision) -> OpenedTurn:
             request_id=request_id,
             arguments=arguments,
         ),
+        extra_tools=decision.extra_tools,
     )
 
 

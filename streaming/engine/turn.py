@@ -154,7 +154,9 @@ class Turn:
     def _begin_step(self) -> Step:
         number = 1 if self.step is None else self.step.number + 1
         self.step = step = Step(number)
-        self.call = ModelCall(client=self.client, put=self.queue.put_nowait)
+        self.call = ModelCall(
+            client=self.client, put=self.queue.put_nowait, backlog=self.queue.qsize
+        )
         tools = self.registry.openai_schemas or None
         self.pump = self._spawn(self.call.run(messages=self.messages, tools=tools))
         return step
@@ -163,8 +165,12 @@ class Turn:
         """The events of one model call, until it ends."""
         queue = self.queue
         touch = self.heartbeat.touch
+        call = self.call
+        assert call is not None
         while True:
             item = await queue.get()
+            if call.paused is not None:
+                call.taken()
             kind = type(item)
             if kind is ContentDelta:
                 if self.first_token_at is None:

@@ -1,35 +1,36 @@
-"""The AG-UI event protocol (``POST /agent/ag-ui``, docs/api.md).
+"""The AG-UI event protocol (``POST /agent/ag-ui``, docs/api.md); the request is read in
+``ag_ui_input``.
 
-The request is a ``RunAgentInput``; the events are the ``ag-ui-protocol`` package's models,
-encoded by its ``EventEncoder``. The events of a run's messages and calls, which come per token
-or per call, are framed without building a model each time (``wire_frame``, and a template per
-delta): a test holds their bytes equal to the package's encoding of each event type. The
-run's own events (``RUN_STARTED``, ``RUN_FINISHED``, ``RUN_ERROR``) are the package's models.
-The runtime owns the history: of the posted messages only what is new is read.
+The events are the ``ag-ui-protocol`` package's models, encoded by its ``EventEncoder``. The
+events of a run's messages and calls, which come per token or per call, are framed without
+building a model each time (``wire_frame``, and a template per delta): a test holds their
+bytes equal to the package's encoding of each event type. The run's own events
+(``RUN_STARTED``, ``RUN_FINISHED``, ``RUN_ERROR``) are the package's models.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
-from typing import Any
 
 import orjson
 from ag_ui.core import (
     BaseEvent,
     EventType,
-    RunAgentInput,
+    Interrupt,
     RunErrorEvent,
     RunFinishedCancelledOutcome,
     RunFinishedEvent,
+    RunFinishedInterruptOutcome,
+    RunFinishedOutcome,
     RunStartedEvent,
     TokenUsage,
 )
 from ag_ui.encoder import EventEncoder
 from pydantic import BaseModel, ConfigDict
 
-from agent_runtime.errors import nothing_to_answer
+from sessions.records import AwaitingApproval
 from streaming.engine.events import (
     Heartbeat,
     StepFinished,
@@ -42,79 +43,10 @@ from streaming.engine.events import (
     TurnFailed,
     TurnFinished,
 )
-from streaming.engine.start import Regenerate, ToolOutput, TurnInput, UserInput
-from streaming.protocol import SessionId
+from streaming.protocols.ag_ui_input import APPROVAL_REASON, APPROVAL_RESPONSE_SCHEMA
 from streaming.protocols.seed import PING_FRAME
-from streaming.tools.registry import Tool, declared_client_tool
 
 _encoder = EventEncoder()
-#: A user message's id is its ``message_id`` when it could be one (``ClientKey``).
-MAX_MESSAGE_ID = 128
-
-
-class RunInput(RunAgentInput):
-    """A ``RunAgentInput`` whose ``threadId`` is the session id (the rules of ``session_id``)."""
-
-    thread_id: SessionId
-
-
-def ag_ui_wants_pending(body: RunInput) -> bool:
-    """Whether the request ends with tool messages, to be matched with the pending calls."""
-    return bool(body.messages) and body.messages[-1].role == "tool"
-
-
-def ag_ui_declared_tools(body: RunInput) -> tuple[Tool, ...]:
-    """The frontend's tools: client-side tools for this run, on top of the configured ones."""
-    return tuple(
-        declared_client_tool(name=t.name, description=t.description, parameters=t.parameters)
-        for t in body.tools or ()
-    )
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    return "".join(getattr(part, "text", "") or "" for part in content or ())
-
-
-def ag_ui_turn_inputs(body: RunInput, *, pending_call_ids: Collection[str]) -> list[TurnInput]:
-    """What is new in the posted messages: the last user message, or the ``tool`` messages
-    after the last assistant message that answer calls still pending. With
-    ``forwardedProps: {"regenerate": true}`` (AG-UI has no regenerate of its own), the last
-    user message is answered again instead."""
-    tools = ag_ui_declared_tools(body)
-    props = body.forwarded_props
-    if isinstance(props, dict) and props.get("regenerate") is True:
-        return [Regenerate(body.thread_id, extra_tools=tools)]
-    if not body.messages:
-        raise nothing_to_answer("messages is empty.")
-    last = body.messages[-1]
-    if last.role == "user":
-        text = _text(last.content)
-        if not text.strip():
-            raise nothing_to_answer("The last user message has no text.")
-        key = last.id if 0 < len(last.id) <= MAX_MESSAGE_ID else None  # else: no retry key
-        return [UserInput(body.thread_id, text, key, extra_tools=tools)]
-    outputs: list[TurnInput] = []
-    for message in reversed(body.messages):
-        if message.role != "tool":
-            break
-        if message.tool_call_id in pending_call_ids:
-            outputs.append(
-                ToolOutput.of(
-                    session_id=body.thread_id,
-                    call_id=message.tool_call_id,
-                    result=_text(message.content),
-                    error=message.error,
-                    extra_tools=tools,
-                )
-            )
-    if not outputs:
-        raise nothing_to_answer(
-            "The last message is neither a user message nor a tool message for a pending call."
-        )
-    outputs.reverse()
-    return outputs
 
 
 # --- The response ----------------------------------------------------------------------------
@@ -190,16 +122,54 @@ def _result_content(event: ToolResult) -> str:
     return orjson.dumps(event.result, default=str).decode()
 
 
+def approval_interrupt(call_id: str, call: AwaitingApproval | None) -> Interrupt:
+    """The interrupt of a call that waits for approval: its id is the call's id; the tool and
+    its arguments are in ``metadata`` (a call neither this run nor the caller's ``waiting``
+    knew, which only a concurrent answer can cause, is known by its id only)."""
+    if call is None:
+        return Interrupt(id=call_id, reason=APPROVAL_REASON, tool_call_id=call_id)
+    return Interrupt(
+        id=call_id,
+        reason=APPROVAL_REASON,
+        message=f"Tool {call.tool_name} waits for your approval.",
+        tool_call_id=call_id,
+        response_schema=APPROVAL_RESPONSE_SCHEMA,
+        metadata={"toolName": call.tool_name, "arguments": call.arguments},
+    )
+
+
+def _awaiting(event: ToolCallReady) -> AwaitingApproval:
+    return AwaitingApproval(event.call_id, event.tool_name, event.arguments)
+
+
+def _outcome(
+    event: TurnFinished, waiting: dict[str, AwaitingApproval]
+) -> RunFinishedOutcome | None:
+    if event.awaiting_approval:
+        interrupts = [approval_interrupt(i, waiting.get(i)) for i in event.awaiting_approval]
+        return RunFinishedInterruptOutcome(interrupts=interrupts)
+    if event.status == "cancelled":
+        return RunFinishedCancelledOutcome()
+    return None
+
+
 async def ag_ui_stream(
-    events: AsyncIterator[TurnEvent], *, thread_id: str, run_id: str
+    events: AsyncIterator[TurnEvent],
+    *,
+    thread_id: str,
+    run_id: str,
+    waiting: Iterable[AwaitingApproval] = (),
 ) -> AsyncIterator[bytes]:
     """A turn's events as AG-UI events.
 
     ``RUN_STARTED``; per model step one assistant message: its text
     (``TEXT_MESSAGE_START``, ``_CONTENT``…, ``_END``) and its tool calls (``TOOL_CALL_START``,
     ``_ARGS``…, ``_END``, and ``TOOL_CALL_RESULT`` for a server-side call); then
-    ``RUN_FINISHED`` (with usage; ``outcome: cancelled`` for a cancelled turn) or ``RUN_ERROR``.
+    ``RUN_FINISHED`` (with usage; ``outcome: interrupt`` when calls wait for approval,
+    ``cancelled`` for a cancelled turn) or ``RUN_ERROR``. ``waiting``: the calls that waited
+    before this run, for the interrupts of those that still wait after it.
     """
+    approvals = {call.call_id: call for call in waiting}
     message_id = ""  # the step's assistant message, once it has begun
     text_head: bytes | None = None  # set while a text message is open
     prefix, messages = f"msg_{uuid.uuid4().hex[:16]}", 0
@@ -238,6 +208,8 @@ async def ag_ui_stream(
                 yield tool_args_frame(event.call_id, event.delta)  # type: ignore[union-attr]
             elif kind is ToolCallReady:
                 yield wire_frame(CALL_END, toolCallId=event.call_id)  # type: ignore[union-attr]
+                if event.approval_required:  # type: ignore[union-attr]
+                    approvals[event.call_id] = _awaiting(event)  # type: ignore[union-attr,arg-type]
             elif kind is ToolResult:
                 yield wire_frame(
                     CALL_RESULT,
@@ -254,9 +226,7 @@ async def ag_ui_stream(
                         thread_id=thread_id,
                         run_id=run_id,
                         usage=_usage(event.usage),  # type: ignore[union-attr]
-                        outcome=RunFinishedCancelledOutcome()
-                        if event.status == "cancelled"  # type: ignore[union-attr]
-                        else None,
+                        outcome=_outcome(event, approvals),  # type: ignore[arg-type]
                     )
                 )
             elif kind is TurnFailed:

@@ -77,23 +77,38 @@ def run_info_of(run: Run) -> RunInfo:
 
 
 class InProcessBroker(RunBroker):
-    """Runs of this process, kept in memory for ``RUN_EVENTS_TTL_SECONDS`` after they end."""
+    """Runs of this process, kept in memory for ``RUN_EVENTS_TTL_SECONDS`` after they end.
+
+    Ended runs are kept packed, at most ``RUN_EVENTS_KEEP_MAX_BYTES`` of them in all: past
+    that the oldest are forgotten before their TTL (resuming them answers 204).
+    """
 
     def __init__(self) -> None:
         self._runs: dict[str, Run] = {}
+        #: Ended runs still kept, oldest first, and the bytes of their packed logs.
+        self._kept: dict[Run, int] = {}
+        self.kept_bytes = 0
 
     def run_started(self, run: Run) -> None:
         self._runs[run.session_id] = run
-        run.task.add_done_callback(lambda _: self._forget_later(run))
+        run.on_end.append(self._keep)
 
-    def _forget_later(self, run: Run) -> None:
+    def _keep(self, run: Run) -> None:
         run.pack()
+        size = len(run.packed or b"")
+        self._kept[run] = size
+        self.kept_bytes += size
+        while self.kept_bytes > settings.RUN_EVENTS_KEEP_MAX_BYTES and self._kept:
+            self._forget(next(iter(self._kept)))
+        if run in self._kept:
+            asyncio.get_running_loop().call_later(
+                settings.RUN_EVENTS_TTL_SECONDS, self._forget, run
+            )
 
-        def forget() -> None:
-            if self._runs.get(run.session_id) is run:
-                del self._runs[run.session_id]
-
-        asyncio.get_running_loop().call_later(settings.RUN_EVENTS_TTL_SECONDS, forget)
+    def _forget(self, run: Run) -> None:
+        self.kept_bytes -= self._kept.pop(run, 0)
+        if self._runs.get(run.session_id) is run:
+            del self._runs[run.session_id]
 
     async def run_info(self, *, session_id: str) -> RunInfo | None:
         run = self._runs.get(session_id)
@@ -103,7 +118,7 @@ class InProcessBroker(RunBroker):
         run = self._runs.get(info.session_id)
         if run is None or run.turn_id != info.turn_id:
             return
-        async for item in run.follow(after):
+        async for item in run.follow(after, max_lag=settings.RUN_READER_MAX_LAG_EVENTS):
             yield item
 
     async def available(self) -> bool:

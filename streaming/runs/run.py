@@ -3,6 +3,8 @@
 The turn no longer belongs to the HTTP connection that started it. Its events are appended,
 with their ids, to the run's log in this process; the request that started the turn is the
 log's first reader, and the broker (``streaming.runs.broker``) lets readers elsewhere follow.
+What is buffered is bounded: a ``cancel`` turn is read only as fast as its client takes it; a
+reader of a turn that does not wait for it is dropped when it lags (``ReaderLagging``).
 
 Event ids are integers: ``opening_seq * EVENT_ID_STRIDE + n``, where ``opening_seq`` is the
 ``seq`` of the message that opened the turn and ``n`` counts the turn's events from 1. So they
@@ -19,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from django.conf import settings
 from django.utils import timezone
 
 from sessions.records import TurnStart
@@ -61,8 +64,26 @@ def events_decode(raw: bytes) -> tuple[int, list[TurnEvent]]:
     return first, [_EVENT_TYPES[name](**fields) for name, fields in items]
 
 
+class ReaderLagging(Exception):
+    """A reader fell more than ``RUN_READER_MAX_LAG_EVENTS`` behind a turn that does not wait
+    for it: its stream ends without its end mark, and it may resume from the log."""
+
+
+def _final(event: TurnEvent) -> bool:
+    return type(event) is TurnFailed or type(event) is TurnFinished
+
+
 class Run:
-    """Drives a turn's events into a log of ``(n, event)``; readers follow it from any ``n``."""
+    """A turn's events as a log of ``(n, event)``; readers follow it from any ``n``.
+
+    Who drives the turn's generator depends on ``on_disconnect``. Under ``cancel`` the request
+    that started the turn drives it itself (``run_first_reader``): the model is read only as
+    fast as that client takes the events, with no task or future between them, and the
+    client's leaving closes the generator. Under ``continue`` a task (``drive_in_task``)
+    drives it at the model's pace, since the turn must outlive its client; every reader then
+    follows the log. A cancellation that reached a reader inside the generator would end the
+    turn, which is why a ``continue`` turn cannot be driven by its reader.
+    """
 
     def __init__(self, *, session_id: str, start: TurnStart, events: AsyncIterator[TurnEvent]):
         self.session_id = session_id
@@ -77,11 +98,12 @@ class Run:
         self._packed_count = 0
         #: Called after every change (an event, a heartbeat, the end): a broker's hook.
         self.on_change: Callable[[], None] | None = None
+        #: Called once, when the run ends.
+        self.on_end: list[Callable[[Run], None]] = []
+        self.task: asyncio.Task[None] | None = None
+        self._events = events
         self._beats = 0
         self._waiters: list[asyncio.Future[None]] = []
-        self.task = asyncio.get_running_loop().create_task(self._drive(events))
-        _tasks.add(self.task)
-        self.task.add_done_callback(_tasks.discard)
 
     @property
     def last_event_id(self) -> int | None:
@@ -95,35 +117,66 @@ class Run:
             self.log = []
 
     def stop(self) -> None:
-        """Stop the turn as a client's leaving does: its answer so far is ``interrupted``."""
-        if not self.ended:
+        """Stop a task-driven turn as a client's leaving does: its answer is ``interrupted``."""
+        if not self.ended and self.task is not None:
             self.task.cancel()
 
-    async def _drive(self, events: AsyncIterator[TurnEvent]) -> None:
+    def drive_in_task(self) -> None:
+        """Drive the turn in a task of its own, whoever reads it."""
+        self.task = asyncio.get_running_loop().create_task(self._drive())
+        _tasks.add(self.task)
+        self.task.add_done_callback(_tasks.discard)
+
+    async def _drive(self) -> None:
+        async with aclosing(self.drive()) as items:
+            async for _ in items:
+                pass
+
+    async def drive(self) -> AsyncIterator[Logged]:
+        """Read the turn's generator into the log, yielding each event as it is logged.
+
+        Leaving early (``aclose``, a cancellation) closes the turn's generator: the turn
+        stores its answer as ``interrupted``, and the log ends with that final event.
+        """
+        events = self._events
+        log = self.log
+        base = self.base
+        finished = False
         try:
-            async with aclosing(events):
-                async for event in events:
-                    if type(event) is Heartbeat:
-                        self._beats += 1
-                    else:
-                        self.log.append(event)
+            async for event in events:
+                if type(event) is Heartbeat:
+                    self._beats += 1
                     self._changed()
-        except asyncio.CancelledError:
-            # The turn stored its answer as interrupted; other readers get a last event.
-            self.log.append(TurnFinished("interrupted", "interrupted", {}))
-            raise
+                    yield None, event
+                else:
+                    log.append(event)
+                    self._changed()
+                    yield base + len(log), event
+            finished = True
         except Exception:
             logger.exception("turn %s failed unexpectedly", self.turn_id)
-            self.log.append(TurnFailed("internal_error", "The turn stopped on an internal error."))
+            failed = TurnFailed("internal_error", "The turn stopped on an internal error.")
+            log.append(failed)
+            finished = True
+            yield base + len(log), failed
         finally:
+            if not finished:
+                # Closed at our yield: the turn's generator waits at its own, close it too.
+                # (Cancelled inside it, it already stored its answer and is closed.)
+                await events.aclose()  # type: ignore[attr-defined]
+                if not (log and _final(log[-1])):
+                    log.append(TurnFinished("interrupted", "interrupted", {}))
             self.ended = True
             self._changed()
+            for callback in self.on_end:
+                callback(self)
 
     def _changed(self) -> None:
-        waiters, self._waiters = self._waiters, []
-        for waiter in waiters:
-            if not waiter.done():
-                waiter.set_result(None)
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
         if self.on_change is not None:
             self.on_change()
 
@@ -133,11 +186,17 @@ class Run:
         self._waiters.append(waiter)
         await waiter
 
-    async def follow(self, after: int = 0) -> AsyncIterator[Logged]:
-        """The events after the ``after``-th, then each as it comes, until the run ends."""
+    async def follow(self, after: int = 0, *, max_lag: int | None = None) -> AsyncIterator[Logged]:
+        """The events after the ``after``-th, then each as it comes, until the run ends.
+
+        With ``max_lag``, a reader that falls more than ``max_lag`` events further behind the
+        log's end than it was when it began gets ``ReaderLagging``.
+        """
         index = max(after, 0)
         beats = self._beats
         base = self.base
+        if max_lag is not None and self.packed is None:
+            max_lag += max(len(self.log) - index, 0)
         while True:
             if self.packed is not None:
                 _, events = events_decode(self.packed)
@@ -147,6 +206,8 @@ class Run:
             log = self.log
             if index < len(log):
                 end = len(log)
+                if max_lag is not None and not self.ended and end - index > max_lag:
+                    raise ReaderLagging()
                 for i in range(index, end):
                     yield base + i + 1, log[i]
                 index = end
@@ -159,20 +220,17 @@ class Run:
                 await self.changed()
 
 
-async def run_first_reader(run: Run, *, on_disconnect: str) -> AsyncIterator[Logged]:
+def run_first_reader(run: Run, *, on_disconnect: str) -> AsyncIterator[Logged]:
     """The reader of the request that started the run.
 
-    If it leaves before the end, ``on_disconnect`` says whether that stops the turn (``cancel``)
-    or the turn goes on without it (``continue``).
+    Under ``cancel`` it drives the turn (its leaving closes it: ``interrupted``); under
+    ``continue`` a task does, and this reader follows the log and may be dropped when it lags
+    (``ReaderLagging``); its leaving leaves the turn running.
     """
-    finished = False
-    try:
-        async for item in run.follow():
-            yield item
-        finished = True
-    finally:
-        if not finished and on_disconnect == "cancel":
-            run.stop()
+    if on_disconnect == "cancel":
+        return run.drive()
+    run.drive_in_task()
+    return run.follow(max_lag=settings.RUN_READER_MAX_LAG_EVENTS)
 
 
 async def numbered(events: AsyncIterator[TurnEvent]) -> AsyncIterator[Logged]:

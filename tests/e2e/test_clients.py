@@ -2,7 +2,8 @@
 
 A Node project runs the Vercel AI SDK's ``DefaultChatTransport`` + ``readUIMessageStream`` and
 ``@ag-ui/client``'s ``HttpAgent`` against the live runtime and development LLM started here:
-text, a server tool, a client tool round trip, an upstream error, a cancel and regenerate.
+text, a server tool, a client tool round trip, an upstream error, a cancel, regenerate, resume,
+and (on a second runtime that asks for approval) tool approval.
 Its packages come from ``tests/clients/package-lock.json``: ``npm ci`` there (``.ci/run`` does
 it; so does this test the first time). Without Node or the packages it fails, it never skips.
 """
@@ -21,11 +22,31 @@ pytestmark = pytest.mark.e2e
 CLIENTS = Path(__file__).resolve().parent.parent / "clients"
 
 
-def test_the_protocols_own_clients_read_our_streams(runtime: Runtime, devllm: DevLLM) -> None:
+#: The tools of the runtime that asks for approval: ``guarded`` always asks, the setting adds
+#: the calculator (as in tests/e2e/test_tool_approval.py).
+APPROVAL_TOOLS = ",".join(
+    [
+        "streaming.tools.builtin.echo",
+        "streaming.tools.builtin.calculator",
+        "streaming.tools.builtin.read_file",
+        "tests.tools.guarded",
+    ]
+)
+
+
+@pytest.fixture(scope="module")
+def approval_runtime(runtime_factory) -> Runtime:  # type: ignore[no-untyped-def]
+    return runtime_factory(tools=APPROVAL_TOOLS, tools_requiring_approval="calc*")
+
+
+def test_the_protocols_own_clients_read_our_streams(
+    runtime: Runtime, approval_runtime: Runtime, devllm: DevLLM
+) -> None:
     node = node_project_ready(CLIENTS)
     env = {
         **os.environ,
         "RUNTIME_URL": runtime.url,
+        "APPROVAL_RUNTIME_URL": approval_runtime.url,
         "RUNTIME_KEY": E2E_KEY,
         "DEVLLM_URL": devllm.url,
         "SUPPRESS_TRANSFORMATION_WARNINGS": "true",

@@ -6,30 +6,15 @@ import httpx
 import pytest
 
 from sessions.models import Message, Session, ToolApproval
+from tests.e2e.conftest import APPROVAL_TOOLS
 from tests.servers import DevLLM, Runtime
 from tests.sse import Frame, events, post_stream
 
 pytestmark = pytest.mark.e2e
 
-TOOLS = ",".join(
-    [
-        "streaming.tools.builtin.echo",
-        "streaming.tools.builtin.calculator",
-        "streaming.tools.builtin.read_file",
-        "tests.tools.guarded",
-        "tests.tools.whoami",
-    ]
-)
-
-
-@pytest.fixture(scope="module")
-def approval_runtime(runtime_factory) -> Runtime:  # type: ignore[no-untyped-def]
-    # The calculator declares no approval: the setting adds it.
-    return runtime_factory(tools=TOOLS, tools_requiring_approval="calc*")
-
 
 @pytest.fixture
-def rt(approval_runtime: Runtime, devllm: DevLLM, transactional_db: None) -> Runtime:
+def rt(approval_runtime: Runtime) -> Runtime:
     return approval_runtime
 
 
@@ -216,7 +201,7 @@ def test_the_approval_may_land_on_another_worker(  # type: ignore[no-untyped-def
 ) -> None:
     """The run pauses in one worker process and the approved call runs in the other: the
     pause is in the database, not in a worker's memory."""
-    rt = runtime_factory(workers=2, tools=TOOLS)
+    rt = runtime_factory(workers=2, tools=APPROVAL_TOOLS)
     for attempt in range(40):
         session_id = f"two-workers-{attempt}"
         devllm.script(

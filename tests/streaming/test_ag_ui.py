@@ -1,9 +1,10 @@
-"""The AG-UI encoder and request reading, on scripted events (``HttpAgent`` reads a live
-stream in tests/e2e/test_clients.py)."""
+"""The AG-UI encoder, on scripted events (``HttpAgent`` reads a live stream in
+tests/e2e/test_clients.py; the request is read in test_ag_ui_input.py)."""
 
 import pytest
 from ag_ui.core import (
     BaseEvent,
+    RunFinishedEvent,
     TextMessageContentEvent,
     TextMessageEndEvent,
     TextMessageStartEvent,
@@ -12,9 +13,8 @@ from ag_ui.core import (
     ToolCallResultEvent,
     ToolCallStartEvent,
 )
-from pydantic import ValidationError
 
-from agent_runtime.errors import InvalidRequest
+from sessions.records import AwaitingApproval
 from streaming.engine.events import (
     HEARTBEAT,
     StepFinished,
@@ -27,11 +27,8 @@ from streaming.engine.events import (
     TurnFailed,
     TurnFinished,
 )
-from streaming.engine.start import Regenerate, ToolOutput, UserInput
 from streaming.protocols.ag_ui import (
-    RunInput,
     ag_ui_stream,
-    ag_ui_turn_inputs,
     event_frame,
     text_content_frame,
     tool_args_frame,
@@ -40,8 +37,10 @@ from streaming.protocols.ag_ui import (
 from tests.streaming.encoded import decoded_frames
 
 
-def decoded(*events: TurnEvent) -> list[dict | str]:
-    return decoded_frames(lambda e: ag_ui_stream(e, thread_id="t", run_id="r"), *events)
+def decoded(*events: TurnEvent, waiting: tuple[AwaitingApproval, ...] = ()) -> list[dict | str]:
+    return decoded_frames(
+        lambda e: ag_ui_stream(e, thread_id="t", run_id="r", waiting=waiting), *events
+    )
 
 
 @pytest.mark.parametrize("text", ["plain", 'quo"te', "new\nline", "ünï 🎉", "\\back", "", "\x01"])
@@ -136,53 +135,73 @@ def test_cancelled_and_failed_runs() -> None:
     }
 
 
-def _run(*messages: dict, **extra: object) -> RunInput:
-    return RunInput.model_validate(
-        {"threadId": "s1", "runId": "r1", "messages": list(messages), **extra}
+APPROVAL_SCHEMA = {
+    "type": "object",
+    "properties": {"approved": {"type": "boolean"}, "reason": {"type": "string"}},
+    "required": ["approved"],
+    "additionalProperties": False,
+}
+
+
+def test_calls_that_wait_for_approval_end_the_run_with_the_interrupt_outcome() -> None:
+    out = decoded(
+        ToolCallStarted("e1", "echo"),
+        ToolCallReady("e1", "echo", {"text": "now"}, "server"),
+        ToolCallStarted("k1", "calculator"),
+        ToolCallArgsDelta("k1", '{"expr":"6*7"}'),
+        ToolCallReady("k1", "calculator", {"expr": "6*7"}, "server", approval_required=True),
+        ToolCallStarted("o1", "open_tab"),
+        ToolCallReady("o1", "open_tab", {"url": "u"}, "client"),
+        ToolResult("e1", "echo", result="now"),
+        StepFinished(1, "tool_calls"),
+        TurnFinished("complete", "tool_calls", {"total_tokens": 5}, ["o1"], ["k1"]),
     )
+    assert [e["toolCallId"] for e in out if e["type"] == "TOOL_CALL_RESULT"] == ["e1"]
+    finished = out[-1]
+    assert finished["outcome"] == {
+        "type": "interrupt",
+        "interrupts": [
+            {
+                "id": "k1",
+                "reason": "tool_approval",
+                "message": "Tool calculator waits for your approval.",
+                "toolCallId": "k1",
+                "responseSchema": APPROVAL_SCHEMA,
+                "metadata": {"toolName": "calculator", "arguments": {"expr": "6*7"}},
+            }
+        ],
+    }
+    assert finished["usage"] == [{"totalTokens": 5}]
+    # The package's own model reads it back: the outcome is the protocol's, not an extension.
+    parsed = RunFinishedEvent.model_validate(finished)
+    assert parsed.outcome.interrupts[0].tool_call_id == "k1"  # type: ignore[union-attr]
 
 
-OPEN_TAB = {"name": "open_tab", "description": "Open a tab.", "parameters": {"type": "object"}}
-
-
-def test_a_user_message_with_the_runs_declared_tools() -> None:
-    [turn_input] = ag_ui_turn_inputs(
-        _run({"id": "u1", "role": "user", "content": "hi"}, tools=[OPEN_TAB]), pending_call_ids=()
+def test_calls_still_waiting_from_an_earlier_run_are_listed_with_their_details() -> None:
+    """A resume that answers some of the calls: the others, whose events this run does not
+    repeat, are interrupts again, from what the view read before the run (``waiting``)."""
+    earlier = (
+        AwaitingApproval("g1", "guarded", {"text": "a"}),
+        AwaitingApproval("g2", "guarded", {"text": "b"}),
     )
-    assert isinstance(turn_input, UserInput)
-    assert (turn_input.content, turn_input.message_id) == ("hi", "u1")
-    [tool] = turn_input.extra_tools
-    assert (tool.name, tool.executor) == ("open_tab", "client")
-    assert tool.openai_schema()["function"]["parameters"] == {"type": "object"}
-
-
-def test_tool_messages_for_pending_calls() -> None:
-    body = _run(
-        {"id": "u1", "role": "user", "content": "hi"},
-        {"id": "a1", "role": "assistant", "toolCalls": []},
-        {"id": "t1", "role": "tool", "toolCallId": "c1", "content": "done"},
-        {"id": "t2", "role": "tool", "toolCallId": "c2", "content": "", "error": "denied"},
-        {"id": "t3", "role": "tool", "toolCallId": "answered", "content": "old"},
+    out = decoded(
+        ToolResult("g2", "guarded", error="denied by the user", error_code="denied"),
+        TurnFinished("complete", "tool_calls", {}, [], ["g1", "g9"]),
+        waiting=earlier,
     )
-    assert ag_ui_turn_inputs(body, pending_call_ids={"c1", "c2"}) == [
-        ToolOutput("s1", "c1", "done"),
-        ToolOutput("s1", "c2", '{"error":"denied"}', "tool_error"),
-    ]
-    with pytest.raises(InvalidRequest):
-        ag_ui_turn_inputs(body, pending_call_ids=())
+    assert out[1] == {
+        "type": "TOOL_CALL_RESULT",
+        "messageId": out[1]["messageId"],
+        "toolCallId": "g2",
+        "content": '{"error":"denied by the user"}',
+        "role": "tool",
+    }
+    g1, g9 = out[-1]["outcome"]["interrupts"]
+    assert g1["metadata"] == {"toolName": "guarded", "arguments": {"text": "a"}}
+    # Known by its id only (a concurrent answer changed the step): still a valid interrupt.
+    assert g9 == {"id": "g9", "reason": "tool_approval", "toolCallId": "g9"}
 
 
-def test_regenerate_is_a_forwarded_prop() -> None:
-    body = _run({"id": "u1", "role": "user", "content": "hi"}, forwardedProps={"regenerate": True})
-    assert ag_ui_turn_inputs(body, pending_call_ids=()) == [Regenerate("s1")]
-
-
-def test_the_thread_id_follows_the_session_id_rules() -> None:
-    with pytest.raises(ValidationError, match=r"thread_id|threadId"):
-        RunInput.model_validate({"threadId": "no spaces", "runId": "r", "messages": []})
-
-
-def test_a_user_message_id_longer_than_a_message_id_is_no_retry_key() -> None:
-    body = _run({"id": "u" * 129, "role": "user", "content": "hi"})
-    [turn_input] = ag_ui_turn_inputs(body, pending_call_ids=())
-    assert turn_input.message_id is None  # type: ignore[union-attr]
+def test_a_run_that_waits_only_for_frontend_tools_is_a_success() -> None:
+    out = decoded(TurnFinished("complete", "tool_calls", {}, ["o1"], []))
+    assert "outcome" not in out[-1]

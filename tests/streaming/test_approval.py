@@ -27,7 +27,13 @@ from streaming.engine.events import (
     TurnEvent,
     TurnFinished,
 )
-from streaming.engine.start import ToolDecision, ToolOutput, UserInput, turn_events
+from streaming.engine.start import (
+    ToolDecision,
+    ToolOutput,
+    UserInput,
+    turn_events,
+    turn_events_each,
+)
 from streaming.llm_client import reset_llm_client
 from streaming.tool_calls import tool_call_validated
 from streaming.tools.approval import approval_required
@@ -324,6 +330,37 @@ async def test_a_step_mixing_calls_runs_what_needs_no_approval_and_waits_for_eve
     assert test_tools.RAN == ["ls src", "two"]
     assert upstream.call_count == 2
     assert set(tool_messages(upstream.messages(1))) == {"c1", "c2", "c3", "c4"}
+
+
+async def test_answers_posted_together_stream_every_denial_then_the_continuation(
+    upstream: Upstream,
+) -> None:
+    """A request with all of a step's decisions (AG-UI's resume): each is stored in order,
+    the results of the denials before the last come first, then the continuation's."""
+    upstream.script(
+        calls_reply(
+            ("c1", "guarded", {"text": "a"}),
+            ("c2", "guarded", {"text": "b"}),
+            ("c3", "guarded", {"text": "c"}),
+        ),
+        text_reply("Answered."),
+    )
+    await run(UserInput("s", "go"))
+    decisions = [
+        ToolDecision("s", "c1", approved=False, reason="no"),
+        ToolDecision("s", "c2", approved=True),
+        ToolDecision("s", "c3", approved=False),
+    ]
+    events = [e async for e in await turn_events_each(turn_inputs=decisions)]
+    assert [(r.call_id, r.error_code) for r in of(ToolResult, events)] == [
+        ("c1", "denied"),
+        ("c3", "denied"),
+        ("c2", ""),
+    ]
+    [finished] = of(TurnFinished, events)
+    assert (finished.status, finished.awaiting_approval) == ("complete", [])
+    assert "".join(e.text for e in of(TextDelta, events)) == "Answered."
+    assert test_tools.RAN == ["b"]
 
 
 async def test_a_new_message_closes_waiting_approvals_as_not_executed(

@@ -26,6 +26,8 @@ class Script:
     requests: list[dict[str, Any]] = field(default_factory=list)
     #: How many calls were hung up by the engine.
     hang_ups: int = 0
+    #: How many deltas the engine has read, over all calls.
+    played: int = 0
 
 
 script = Script()
@@ -61,6 +63,7 @@ class _Stream(ChatStream):
             if isinstance(item, Exception):
                 raise item
             await asyncio.sleep(0)  # one delta per loop turn, as from a socket
+            script.played += 1
             yield item
 
     async def hang_up(self) -> None:

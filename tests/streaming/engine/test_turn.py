@@ -12,6 +12,7 @@ from django.db import connections
 
 from agent_runtime.errors import UpstreamHTTPError, UpstreamUnavailable
 from sessions.models import Message, Session
+from streaming.engine import model_call
 from streaming.engine.events import (
     Heartbeat,
     StepFinished,
@@ -260,3 +261,34 @@ async def test_a_long_tool_loop_keeps_each_model_call_within_the_budget(scripted
     last = scripted.requests[-1]["messages"]
     assert last[-1] == {"role": "tool", "tool_call_id": "c8", "content": "8"}
     assert len(await stored("s13")) == 1 + 9 * 2 + 1
+
+
+async def test_a_reader_that_takes_nothing_stops_the_model_being_read(scripted) -> None:  # type: ignore[no-untyped-def]
+    scripted.replies = [text(*(f"t{i} " for i in range(500)))]
+    events = await turn_events(turn_input=UserInput("s-slow", "hi"))
+    assert await anext(events) == TextDelta("t0 ")
+    for _ in range(200):  # many loop turns in which the reader takes nothing
+        await asyncio.sleep(0)
+    assert scripted.played <= model_call.BACKLOG_PAUSE + 2
+    rest = [event async for event in events]
+    assert "".join(e.text for e in rest if isinstance(e, TextDelta)) == "".join(
+        f"t{i} " for i in range(1, 500)
+    )
+    assert scripted.played == 501  # and the end of the reply
+    assert await stored("s-slow") == [
+        ("user", "hi", "complete"),
+        ("assistant", "".join(f"t{i} " for i in range(500)), "complete"),
+    ]
+
+
+async def test_a_reader_leaving_a_paused_call_hangs_up_at_once(scripted) -> None:  # type: ignore[no-untyped-def]
+    scripted.replies = [text(*(f"t{i} " for i in range(500)))]
+    events = await turn_events(turn_input=UserInput("s-slow-2", "hi"))
+    await anext(events)
+    for _ in range(200):
+        await asyncio.sleep(0)
+    async with asyncio.timeout(0.9):  # the engine's last resort (cancel the call) takes 1 s
+        await events.aclose()  # type: ignore[attr-defined]
+    assert scripted.hang_ups == 1
+    assert (await stored("s-slow-2"))[-1][2] == "interrupted"
+    assert await lease_free("s-slow-2")

@@ -11,7 +11,14 @@ import pytest
 from sessions.records import TurnStart
 from streaming.engine.events import HEARTBEAT, StepFinished, TextDelta, TurnFinished
 from streaming.runs.broker import InProcessBroker
-from streaming.runs.run import EVENT_ID_STRIDE, Run, events_decode, events_encode, run_first_reader
+from streaming.runs.run import (
+    EVENT_ID_STRIDE,
+    ReaderLagging,
+    Run,
+    events_decode,
+    events_encode,
+    run_first_reader,
+)
 
 
 class Script:
@@ -29,9 +36,13 @@ class Script:
             self.closed.set()
 
 
-def new_run(script: Script, opening_seq: int = 3) -> Run:
+def new_run(script: Script, opening_seq: int = 3, *, in_task: bool = True) -> Run:
+    """A run; driven by a task of its own unless ``in_task`` is false."""
     start = TurnStart(session_pk=1, turn_id=uuid.uuid4(), opening_seq=opening_seq)
-    return Run(session_id="s", start=start, events=script.events())  # type: ignore[arg-type]
+    run = Run(session_id="s", start=start, events=script.events())  # type: ignore[arg-type]
+    if in_task:
+        run.drive_in_task()
+    return run
 
 
 Items = list[tuple[int | None, object]]
@@ -90,16 +101,16 @@ async def test_the_first_reader_leaving_stops_the_turn_only_under_cancel(
     on_disconnect: str,
 ) -> None:
     script = Script()
-    run = new_run(script)
+    run = new_run(script, in_task=False)
     first = run_first_reader(run, on_disconnect=on_disconnect)
     script.queue.put_nowait(TextDelta("a"))
     await anext(first)
     await first.aclose()  # what the response does when its client goes away
     await asyncio.sleep(0)
     if on_disconnect == "cancel":
-        with pytest.raises(asyncio.CancelledError):
-            await run.task
+        assert run.task is None  # the reader drove the turn itself
         assert script.closed.is_set()
+        assert run.ended
         assert run.log[-1] == TurnFinished("interrupted", "interrupted", {})
     else:
         assert not run.task.done()
@@ -143,3 +154,84 @@ def test_events_survive_the_redis_encoding() -> None:
     events = [TextDelta("héllo"), StepFinished(1, "stop", {"total_tokens": 3})]
     events.append(TurnFinished("complete", "stop", {"total_tokens": 3}))
     assert events_decode(events_encode(7, events)) == (7, events)
+
+
+async def test_the_cancel_first_reader_reads_the_turn_only_as_fast_as_it_takes_events() -> None:
+    pulled = 0
+
+    async def endless() -> AsyncIterator[object]:
+        nonlocal pulled
+        while True:
+            pulled += 1
+            await asyncio.sleep(0)
+            yield TextDelta("x")
+
+    start = TurnStart(session_pk=1, turn_id=uuid.uuid4(), opening_seq=1)
+    run = Run(session_id="s", start=start, events=endless())  # type: ignore[arg-type]
+    first = run_first_reader(run, on_disconnect="cancel")
+    for _ in range(3):
+        await anext(first)
+    for _ in range(50):  # the reader takes nothing: nothing more is read
+        await asyncio.sleep(0)
+    assert pulled == 3
+    assert len(run.log) == 3
+    await first.aclose()
+    assert run.ended
+    assert run.log[-1] == TurnFinished("interrupted", "interrupted", {})
+
+
+async def test_a_cancellation_inside_the_turn_ends_the_run_interrupted() -> None:
+    script = Script()
+    run = new_run(script, in_task=False)
+    first = run_first_reader(run, on_disconnect="cancel")
+    reading = asyncio.ensure_future(collect(first))
+    script.queue.put_nowait(TextDelta("a"))
+    await asyncio.sleep(0.01)
+    reading.cancel()  # as Django cancels the request's task when its client goes away
+    with pytest.raises(asyncio.CancelledError):
+        await reading
+    assert script.closed.is_set()
+    assert run.ended
+    assert run.log == [TextDelta("a"), TurnFinished("interrupted", "interrupted", {})]
+
+
+async def test_a_reader_that_falls_too_far_behind_a_turn_that_does_not_wait_is_dropped() -> None:
+    script = Script()
+    run = new_run(script)
+    for i in range(5):
+        script.queue.put_nowait(TextDelta(str(i)))
+    await asyncio.sleep(0.01)
+    # Joining 5 behind is allowed: it is dropped only when it is more than 5 + 3 behind.
+    late = run.follow(0, max_lag=3)
+    assert await anext(late) == (run.base + 1, TextDelta("0"))
+    for i in range(5, 14):  # 9 more, and it has taken only 5 of the 14
+        script.queue.put_nowait(TextDelta(str(i)))
+    await asyncio.sleep(0.01)
+    for n in range(2, 6):  # what it had fetched before the run grew
+        assert (await anext(late))[0] == run.base + n
+    with pytest.raises(ReaderLagging):
+        await anext(late)
+    # A reader of an ended run is never dropped: nothing more comes.
+    script.queue.put_nowait(None)
+    await run.task
+    assert len(await collect(run.follow(0, max_lag=0))) == 14
+
+
+async def test_the_in_process_broker_keeps_ended_runs_within_its_byte_cap(settings) -> None:  # type: ignore[no-untyped-def]
+    broker = InProcessBroker()
+    runs = []
+    for name in ("a", "b", "c"):
+        script = Script()
+        start = TurnStart(session_pk=1, turn_id=uuid.uuid4(), opening_seq=1)
+        run = Run(session_id=name, start=start, events=script.events())  # type: ignore[arg-type]
+        broker.run_started(run)
+        run.drive_in_task()
+        script.queue.put_nowait(TextDelta("x" * 1000))
+        script.queue.put_nowait(None)
+        await run.task
+        runs.append(run)
+        settings.RUN_EVENTS_KEEP_MAX_BYTES = 2500  # two such runs
+    assert broker.kept_bytes <= 2500
+    assert await broker.run_info(session_id="a") is None  # the oldest went first
+    assert await broker.run_info(session_id="b") is not None
+    assert await broker.run_info(session_id="c") is not None

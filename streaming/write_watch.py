@@ -1,0 +1,70 @@
+"""Streams whose client stops taking bytes: dropped after ``STREAM_IDLE_WRITE_TIMEOUT_SECONDS``.
+
+Django's ASGI handler awaits uvicorn's ``send`` for every chunk, and uvicorn's ``send`` waits
+while the connection's write buffer is above its high-water mark (64 KiB) until the client
+reads. So a client that reads nothing holds the response's iterator at its ``yield``: the
+time between a ``yield`` and the next ``__anext__`` is the time a write waited. When one
+waits longer than the timeout, the request's task is cancelled in that ``send``: Django then
+closes the iterator (under ``on_disconnect: cancel`` that stops the turn, as a client's
+leaving does) and returns without finishing the response, and uvicorn closes the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+
+from streaming.runs.run import ReaderLagging
+
+logger = logging.getLogger(__name__)
+
+
+class _Watch:
+    """One stream's pending write, checked by a timer that runs once per timeout."""
+
+    __slots__ = ("began", "dropped", "handle", "loop", "task", "timeout")
+
+    def __init__(self, timeout: float) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.task = asyncio.current_task()
+        self.timeout = timeout
+        #: When the pending write began (``loop.time()``); 0.0 while none is pending.
+        self.began = 0.0
+        self.dropped = False
+        self.handle = self.loop.call_later(timeout, self.check)
+
+    def check(self) -> None:
+        now = self.loop.time()
+        began = self.began
+        if began and now - began >= self.timeout and self.task is not None:
+            self.dropped = True
+            logger.warning(
+                "a client accepted nothing for %.0f s: its stream is dropped", now - began
+            )
+            self.task.cancel()
+            return
+        self.handle = self.loop.call_later(
+            self.timeout - (now - began) if began else self.timeout, self.check
+        )
+
+
+async def write_watched(frames: AsyncIterator[bytes], *, idle: float) -> AsyncIterator[bytes]:
+    """``frames``, given up when one of them waits ``idle`` seconds to be written.
+
+    A reader dropped for lagging (``ReaderLagging``) ends here too: its stream closes
+    without its end mark, and the client may resume from its last event id.
+    """
+    watch = _Watch(idle)
+    loop = watch.loop
+    try:
+        async with aclosing(frames):
+            async for frame in frames:
+                watch.began = loop.time() or 1e-9
+                yield frame
+                watch.began = 0.0
+    except ReaderLagging:
+        logger.warning("a reader fell too far behind its turn: its stream is dropped")
+    finally:
+        watch.handle.cancel()
