@@ -11,6 +11,9 @@ from asgiref.sync import sync_to_async
 
 from agent_runtime.handler import RuntimeASGIHandler
 
+# Django's request_finished receivers look at the connection when a response is closed.
+pytestmark = pytest.mark.django_db(transaction=True)
+
 KEY = "handler-test-key"
 STREAM = "/agent/message/stream"
 
@@ -80,7 +83,6 @@ async def _run(handler: RuntimeASGIHandler, scope: dict, chunks: list[bytes | No
     return client
 
 
-@pytest.mark.django_db(transaction=True)
 async def test_a_keyless_request_gets_the_middlewares_401_without_its_body_read(
     handler: RuntimeASGIHandler,
 ) -> None:
@@ -97,7 +99,6 @@ async def test_a_keyless_request_gets_the_middlewares_401_without_its_body_read(
     assert client.sent[1:] == plain.sent[1:]
 
 
-@pytest.mark.django_db(transaction=True)
 async def test_a_wrong_key_is_the_same_as_none(handler: RuntimeASGIHandler) -> None:
     scope = _scope(STREAM, (b"x-internal-auth", b"nope"), (b"content-length", b"10"))
     client = await _run(handler, scope, [b"0123456789"])
