@@ -128,7 +128,7 @@ ENDPOINTS: list[Endpoint] = [
             200: Body(SSE_DESCRIPTION, StreamEvent, media_type="text/event-stream"),
         },
         # 404/409 for a tool_result or tool_approval: unknown call_id, or one already answered.
-        errors=(404, 409, 413, 415, 422, 503),
+        errors=(404, 408, 409, 413, 415, 422, 503),
         tags=("conversation",),
     ),
     Endpoint(
@@ -138,7 +138,7 @@ ENDPOINTS: list[Endpoint] = [
         "Chat in the Vercel AI SDK's UI message stream protocol (useChat)",
         request=ChatRequest,
         responses={200: Body(AI_SDK_DESCRIPTION, UIMessageChunk, media_type="text/event-stream")},
-        errors=(404, 409, 413, 415, 422, 503),
+        errors=(404, 408, 409, 413, 415, 422, 503),
         tags=("conversation",),
     ),
     Endpoint(
@@ -165,7 +165,7 @@ ENDPOINTS: list[Endpoint] = [
         "Run the agent in the AG-UI protocol (HttpAgent, CopilotKit)",
         request=RunInput,
         responses={200: Body(AG_UI_DESCRIPTION, AgUiEvent, media_type="text/event-stream")},
-        errors=(404, 409, 413, 415, 422, 503),
+        errors=(404, 408, 409, 413, 415, 422, 503),
         tags=("conversation",),
     ),
     Endpoint(
