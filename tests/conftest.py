@@ -85,16 +85,13 @@ def runtime_factory(
     """Start runtime servers with extra settings; all are stopped at the end of the run."""
     started: list[Runtime] = []
 
-    def start(
-        *, llm_url: str | None = None, workers: int = 1, serve: bool = False, **settings: object
-    ) -> Runtime:
+    def start(*, llm_url: str | None = None, workers: int = 1, **settings: object) -> Runtime:
         server = start_runtime(
             server_logs,
             db_url=e2e_database_url,
             llm_url=llm_url or devllm_process.url,
             key=E2E_KEY,
             workers=workers,
-            serve=serve,
             **settings,
         )
         started.append(server)

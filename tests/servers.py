@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from agent_runtime.http_protocol import HTTP_PROTOCOL
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -159,8 +161,7 @@ def start_runtime(
     serve: bool = False,
     **settings: Any,
 ) -> Runtime:
-    """The runtime under ``python -m uvicorn``, or with ``serve``, as production runs it
-    (``manage.py serve``: its own listening socket, with ``STREAM_SOCKET_SNDBUF_BYTES``)."""
+    """uvicorn as ``manage.py serve`` configures it; ``serve``: started by that command itself."""
     port = free_port()
     log = tmp / f"runtime-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME__")}
@@ -177,13 +178,30 @@ def start_runtime(
         }
     )
     env.update({f"AGENT_RUNTIME__{name.upper()}": str(value) for name, value in settings.items()})
-    where = ["--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
-    if serve:
-        args = [sys.executable, "manage.py", "serve", *where]
-    else:
-        args = [sys.executable, "-m", "uvicorn", "agent_runtime.asgi:application", *where]
-        args += ["--lifespan", "on"]
-    process = _spawn(args, env, log)
+    serve_command = [sys.executable, "manage.py", "serve", "--port", str(port)]
+    process = _spawn(
+        [*serve_command, "--workers", str(workers)]
+        if serve
+        else [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "agent_runtime.asgi:application",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--lifespan",
+            "on",
+            # As manage.py serve runs it (agent_runtime.http_protocol).
+            "--http",
+            HTTP_PROTOCOL,
+        ],
+        env,
+        log,
+    )
     url = f"http://127.0.0.1:{port}"
     wait_until_up(url + "/health", process, log, timeout=120)  # a busy machine starts slowly
     return Runtime(url=url, process=process, log=log, key=key)
