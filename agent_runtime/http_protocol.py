@@ -1,4 +1,4 @@
-"""uvicorn's HTTP protocol with a deadline on request headers.
+"""uvicorn's HTTP protocol with a deadline on request headers, and small send buffers.
 
 uvicorn has no header-read timeout: its keep-alive timeout covers only the idle time between
 requests, and any byte received cancels it, so a client that sends its headers a byte at a
@@ -8,6 +8,11 @@ later request's first byte. ``manage.py serve`` (and ``devserver``) pass it to u
 its ``http`` option; plain ``uvicorn agent_runtime.asgi:application`` needs
 ``--http agent_runtime.http_protocol:HeaderTimeoutProtocol`` for it.
 
+Each connection's send buffers are capped at ``STREAM_SEND_BUFFER_BYTES`` (the kernel's, and
+the transport's high-water mark): otherwise the kernel takes up to 4 MB of a reply its client
+does not read, so the stream never waits and its turn produces it all (docs/security.md,
+"Slow readers").
+
 It hooks only the asyncio protocol callbacks and httptools' parser callbacks
 (``on_message_begin``, ``on_headers_complete``), calling uvicorn's own for everything else.
 """
@@ -15,6 +20,7 @@ It hooks only the asyncio protocol callbacks and httptools' parser callbacks
 from __future__ import annotations
 
 import asyncio
+import socket
 
 from django.conf import settings
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -29,6 +35,7 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self.connection = transport
+        send_buffer_capped(transport, settings.STREAM_SEND_BUFFER_BYTES)
         super().connection_made(transport)
         self._arm()
 
@@ -60,3 +67,13 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
         self.header_deadline = None
         if self.connection is not None and not self.connection.is_closing():
             self.connection.close()
+
+
+def send_buffer_capped(transport: asyncio.Transport, size: int) -> None:
+    """Cap what the kernel and the transport keep of a connection's unsent bytes (0: as is)."""
+    if not size:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+    transport.set_write_buffer_limits(high=size)

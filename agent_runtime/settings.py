@@ -285,6 +285,10 @@ RUN_EVENTS_KEEP_MAX_BYTES = env.int("RUN_EVENTS_KEEP_MAX_BYTES", default=16 * 10
 RUN_READER_MAX_LAG_EVENTS = env.int("RUN_READER_MAX_LAG_EVENTS", default=10_000)
 # A client that accepts no byte of its stream for this long is disconnected.
 STREAM_IDLE_WRITE_TIMEOUT_SECONDS = env.float("STREAM_IDLE_WRITE_TIMEOUT_SECONDS", default=30.0)
+# What one connection may hold of a reply its client has not taken, in bytes: the kernel's send
+# buffer (SO_SNDBUF; Linux doubles it) and the server's write buffer. Past it the stream waits
+# for its client, and so does its turn. 0: the defaults (the kernel's grows to 4 MB).
+STREAM_SEND_BUFFER_BYTES = env.int("STREAM_SEND_BUFFER_BYTES", default=16 * 1024)
 # Redis for the event broker, e.g. redis://127.0.0.1:6379/0; needed for several workers or hosts.
 REDIS_URL = env.str("REDIS_URL", default="")
 # The event broker (dotted path): in-process unless REDIS_URL is set.
@@ -347,10 +351,6 @@ HOST = env.str("HOST", default="127.0.0.1")
 PORT = env.int("PORT", default=8001)
 # uvicorn worker processes; WEB_CONCURRENCY is the common name hosting platforms set.
 WORKERS = env.int("WORKERS", default=int(os.environ.get("WEB_CONCURRENCY") or 1))
-# The kernel's send buffer of each accepted connection (SO_SNDBUF, bytes; Linux doubles it; 0:
-# the kernel's autotuning, up to 4 MB a connection). A small one makes a client that reads slowly
-# make the turn wait for it instead of the worker producing what the kernel would queue.
-STREAM_SOCKET_SNDBUF_BYTES = env.int("STREAM_SOCKET_SNDBUF_BYTES", default=64 * 1024)
 # The proxies whose X-Forwarded-For / X-Forwarded-Proto uvicorn believes (comma-separated
 # addresses or networks, "*" for any): the client address (REMOTE_ADDR) of a request from one of
 # them is the one it names. The admin's login throttling counts failures per that address.

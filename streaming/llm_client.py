@@ -42,6 +42,7 @@ from streaming.chat import (
     get_llm_client,
     reset_llm_client,
 )
+from streaming.upstream_http import aiohttp_session
 from streaming.upstream_sse import UpstreamEvents
 
 logger = logging.getLogger(__name__)
@@ -129,7 +130,9 @@ class OpenAIChatClient:
         self.http = client_class(
             headers=headers,
             transport=(
-                None if settings.LLM_HTTP_TRANSPORT == "httpx" else AiohttpTransport(limits=limits)
+                None
+                if settings.LLM_HTTP_TRANSPORT == "httpx"
+                else AiohttpTransport(limits=limits, client=lambda: aiohttp_session(limits))
             ),
             timeout=httpx.Timeout(
                 connect=settings.LLM_CONNECT_TIMEOUT,

@@ -215,6 +215,12 @@ async def _answer(
     return OpenedTurn(session_id, turn.events(), start)
 
 
+async def turn_abandon(*, session_id: str, turn_id: uuid.UUID) -> None:
+    """Give the session back for an opened turn whose events were never read: an empty
+    ``interrupted`` answer is stored, and the lease released."""
+    await sync_to_async(services.turn_abandon)(session_id=session_id, turn_id=turn_id)
+
+
 async def turn_cancel(*, session_id: str) -> uuid.UUID | None:
     """Stop the session's running turn, on whichever worker runs it; its id, or None if idle."""
     turn_id = await sync_to_async(services.turn_cancel_request)(session_id=session_id)

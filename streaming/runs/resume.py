@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
+from functools import partial
 
 from agent_runtime.errors import BrokerUnavailable
 from streaming.engine.events import TurnEvent
-from streaming.engine.start import OpenedTurn
+from streaming.engine.start import OpenedTurn, turn_abandon
 from streaming.runs.broker import RunInfo, get_run_broker
 from streaming.runs.run import Logged, Run, numbered, run_first_reader
 
@@ -26,7 +27,13 @@ def run_events(*, opened: OpenedTurn, on_disconnect: str) -> AsyncIterator[Logge
     """
     if opened.start is None:
         return numbered(opened.events)
-    run = Run(session_id=opened.session_id, start=opened.start, events=opened.events)
+    session_id, turn_id = opened.session_id, opened.start.turn_id
+    run = Run(
+        session_id=session_id,
+        start=opened.start,
+        events=opened.events,
+        abandon=partial(turn_abandon, session_id=session_id, turn_id=turn_id),
+    )
     get_run_broker().run_started(run)
     return run_first_reader(run, on_disconnect=on_disconnect)
 

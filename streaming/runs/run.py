@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import datetime
 from typing import Any
@@ -85,7 +85,14 @@ class Run:
     turn, which is why a ``continue`` turn cannot be driven by its reader.
     """
 
-    def __init__(self, *, session_id: str, start: TurnStart, events: AsyncIterator[TurnEvent]):
+    def __init__(
+        self,
+        *,
+        session_id: str,
+        start: TurnStart,
+        events: AsyncIterator[TurnEvent],
+        abandon: Callable[[], Awaitable[None]] | None = None,
+    ):
         self.session_id = session_id
         self.turn_id = str(start.turn_id)
         self.base = start.opening_seq * EVENT_ID_STRIDE
@@ -102,6 +109,11 @@ class Run:
         self.on_end: list[Callable[[Run], None]] = []
         self.task: asyncio.Task[None] | None = None
         self._events = events
+        #: Gives the session back for a turn whose generator never started (``abandon_unread``).
+        self._abandon = abandon
+        #: Whether the turn's generator was taken (by ``drive``, or given up unread).
+        self._taken = False
+        self._unread_watch: asyncio.TimerHandle | None = None
         self._beats = 0
         self._waiters: list[asyncio.Future[None]] = []
 
@@ -132,12 +144,53 @@ class Run:
             async for _ in items:
                 pass
 
+    def watch_unread(self, seconds: float) -> None:
+        """Give the turn up (``abandon_unread``) if nothing drives it within ``seconds``.
+
+        Django's ASGI handler cancels a request whose client leaves after the view returned
+        but before the response is iterated, without closing the response's iterator: the
+        turn's generator never starts, so its ``finally`` never stores the answer or releases
+        the session's lease.
+        """
+        self._unread_watch = asyncio.get_running_loop().call_later(seconds, self.abandon_unread)
+
+    def abandon_unread(self) -> None:
+        """End a run whose turn never started: the session is given back (an empty
+        ``interrupted`` answer), and the log ends ``interrupted``."""
+        if self._taken:
+            return
+        self._taken = True
+        logger.warning("turn %s was never read: its session is given back", self.turn_id)
+        task = asyncio.get_running_loop().create_task(self._abandoned())
+        _tasks.add(task)
+        task.add_done_callback(_tasks.discard)
+
+    async def _abandoned(self) -> None:
+        try:
+            await self._events.aclose()  # type: ignore[attr-defined]
+            if self._abandon is not None:
+                await self._abandon()
+        finally:
+            self.log.append(TurnFinished("interrupted", "interrupted", {}))
+            self.ended = True
+            self._changed()
+            for callback in self.on_end:
+                callback(self)
+
     async def drive(self) -> AsyncIterator[Logged]:
         """Read the turn's generator into the log, yielding each event as it is logged.
 
         Leaving early (``aclose``, a cancellation) closes the turn's generator: the turn
-        stores its answer as ``interrupted``, and the log ends with that final event.
+        stores its answer as ``interrupted``, and the log ends with that final event. A run
+        given up unread (``abandon_unread``) is only followed.
         """
+        if self._unread_watch is not None:
+            self._unread_watch.cancel()
+        if self._taken:
+            async for item in self.follow():
+                yield item
+            return
+        self._taken = True
         events = self._events
         log = self.log
         base = self.base
@@ -228,6 +281,7 @@ def run_first_reader(run: Run, *, on_disconnect: str) -> AsyncIterator[Logged]:
     (``ReaderLagging``); its leaving leaves the turn running.
     """
     if on_disconnect == "cancel":
+        run.watch_unread(settings.STREAM_IDLE_WRITE_TIMEOUT_SECONDS)
         return run.drive()
     run.drive_in_task()
     return run.follow(max_lag=settings.RUN_READER_MAX_LAG_EVENTS)

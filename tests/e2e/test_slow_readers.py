@@ -23,10 +23,7 @@ from tests.sse import iter_frames, post_stream, text_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-#: Each reply is 2 MB (2,048 tokens of 1 KiB), as in the issue's probe; 50 clients, not its 200:
-#: what a client's kernel buffers accept (0.5 to 1.3 MB each on loopback here, the server's
-#: autotuned TCP send buffer) the server has produced and keeps in the turn's log for resuming,
-#: so 200 clients hold about 90 MB however the server bounds its own buffers (docs/security.md).
+#: The issue's probe: 200 clients, each asking for a 2 MB reply (2,048 tokens of 1 KiB).
 CLIENTS = 200
 TOKEN = "x" * 1023 + " "
 TOKENS = 2048
@@ -44,7 +41,10 @@ def rss(pid: int) -> int:
 
 @pytest.fixture(scope="module")
 def watched(runtime_factory) -> Runtime:  # type: ignore[no-untyped-def]
-    return runtime_factory(stream_idle_write_timeout_seconds=IDLE_TIMEOUT, log_level="WARNING")
+    """The runtime as production runs it (``manage.py serve``), with its default buffers."""
+    return runtime_factory(
+        serve=True, stream_idle_write_timeout_seconds=IDLE_TIMEOUT, log_level="WARNING"
+    )
 
 
 @pytest.fixture
@@ -89,9 +89,8 @@ def settle(pid: int) -> int:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="not met yet: on loopback the kernel takes a 2 MB reply whole (the server's TCP send "
-    "buffer grows to 4 MB), so no write ever waits; the turn's log keeps what was produced, and "
-    "glibc keeps freed memory (docs/security.md, Slow readers)",
+    reason="not met yet: with the send buffers capped the turns stop after about 100 KiB each, "
+    "but RSS still grows by about 55 MB and stays there (docs/security.md, Slow readers)",
 )
 def test_clients_that_never_read_do_not_grow_memory(rt: Runtime, devllm: DevLLM) -> None:
     pid = rt.process.pid

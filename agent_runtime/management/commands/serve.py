@@ -7,23 +7,15 @@ that is the explicit ``manage.py migrate`` step (``docker/entrypoint.sh migrate`
 With more than one worker the Prometheus metrics need a shared directory
 (``PROMETHEUS_MULTIPROC_DIR``): it is emptied here before the workers start, and a fresh
 temporary one is used when none is set.
-
-The listening socket is bound here, with ``STREAM_SOCKET_SNDBUF_BYTES`` as its send buffer
-(accepted connections inherit it, and the kernel no longer grows it), and handed to uvicorn:
-a client that does not read then makes its stream wait after a small buffer, instead of the
-kernel queueing up to 4 MB of the reply (docs/security.md, "Slow readers").
 """
 
 import logging
 import os
 import shutil
-import socket
-import sys
 import tempfile
 from pathlib import Path
 
 import uvicorn
-from uvicorn.supervisors import Multiprocess
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -55,32 +47,6 @@ def prepare_multiprocess_dir(workers: int) -> tuple[str | None, bool]:
     return path, made_here
 
 
-def listening_socket(config: uvicorn.Config, *, sndbuf: int) -> socket.socket:
-    """The socket uvicorn would bind, with the send buffer its connections inherit (Linux
-    copies a listening socket's ``SO_SNDBUF`` to the sockets it accepts); 0 leaves it alone."""
-    sock = config.bind_socket()
-    if sndbuf:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, sndbuf)
-    return sock
-
-
-def serve(config: uvicorn.Config, *, sndbuf: int) -> None:
-    """Run uvicorn on ``config`` as ``uvicorn.run`` does, on our own listening socket."""
-    server = uvicorn.Server(config)
-    sock = listening_socket(config, sndbuf=sndbuf)
-    try:
-        if config.workers > 1:
-            Multiprocess(config, sockets=[sock]).run()
-        else:
-            server.run(sockets=[sock])
-    except KeyboardInterrupt:
-        pass
-    finally:
-        sock.close()
-    if config.workers == 1 and not server.started:
-        sys.exit(3)  # uvicorn's STARTUP_FAILURE, as uvicorn.run exits
-
-
 class Command(BaseCommand):
     help = "Serve the runtime with uvicorn (HOST, PORT, WORKERS from settings)."
 
@@ -102,7 +68,7 @@ class Command(BaseCommand):
             extra={"host": host, "port": port, "workers": workers, "metrics_dir": metrics_dir},
         )
         try:
-            config = uvicorn.Config(
+            uvicorn.run(
                 "agent_runtime.asgi:application",
                 host=host,
                 port=port,
@@ -122,7 +88,6 @@ class Command(BaseCommand):
                 # what they have) before the worker stops.
                 timeout_graceful_shutdown=30,
             )
-            serve(config, sndbuf=settings.STREAM_SOCKET_SNDBUF_BYTES)
         finally:
             if made_here and metrics_dir:
                 shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -292,3 +294,21 @@ async def test_a_reader_leaving_a_paused_call_hangs_up_at_once(scripted) -> None
     assert scripted.hang_ups == 1
     assert (await stored("s-slow-2"))[-1][2] == "interrupted"
     assert await lease_free("s-slow-2")
+
+
+async def test_an_ended_turn_is_freed_without_waiting_for_the_garbage_collector(scripted) -> None:  # type: ignore[no-untyped-def]
+    # A turn in a reference cycle keeps its text and queue until a full collection, which a
+    # large heap rarely runs: hundreds of ended turns' text stayed in memory (issue 18).
+    scripted.replies = [text("Hel", "lo")]
+    events = await turn_events(turn_input=UserInput("freed", "hi"))
+    gc.collect()
+    gc.disable()
+    try:
+        await anext(events)
+        turn = weakref.ref(events.ag_frame.f_locals["self"])  # type: ignore[attr-defined]
+        async for _ in events:
+            pass
+        del events
+        assert turn() is None
+    finally:
+        gc.enable()
