@@ -39,15 +39,17 @@ def _keys(session_id: str, turn_id: str) -> tuple[str, str]:
     return PREFIX + session_id, f"{PREFIX}{session_id}:{turn_id}"
 
 
-# One write of every changed run's news, in one round trip. ``KEYS`` are each run's hash and
-# stream; ``ARGV[4]`` holds, per run, an op string and the ops' fields, each ended by a newline
-# (none can hold one: ids, a timestamp, orjson's output): ``h`` turn, base, started: the new
-# run's hash; ``x`` entry id, events: an entry; ``X`` the same, ending the run; ``e`` turn: the
-# run ended, its keys expire in ARGV[2] seconds; ``r``: its keys expire in ARGV[3] seconds (a
-# running run's, refreshed). One command with few arguments, not a pipeline of several per
-# run: the client's CPU is per command and per argument (packing, reading a reply), not per byte.
+# One write of every changed run's news, in one round trip. ``ARGV[4]`` holds, per run, its
+# session id and turn id (its keys; ``PREFIX`` is ARGV[5]), an op string and the ops' fields,
+# each ended by a newline (none holds one: session ids are validated, orjson escapes it):
+# ``h`` turn, base, started: the new run's hash; ``x`` entry id, events: an entry; ``X`` the
+# same, ending the run; ``e`` turn: the run ended, its keys expire in ARGV[2] seconds; ``r``:
+# its keys expire in ARGV[3] seconds (a running run's, refreshed). One command with five
+# arguments, not a pipeline of several commands per run: the client's CPU goes per command and
+# per argument (packing, reading replies), not per byte. (The keys are not declared: right for
+# one Redis server, not for Redis Cluster, which the pipeline across runs did not suit either.)
 _WRITE = """
-local maxlen, ttl, running_ttl, news = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local maxlen, ttl, running_ttl, news, PREFIX = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local at = 1
 local function field()
   local stop = string.find(news, '\\n', at, true)
@@ -55,8 +57,9 @@ local function field()
   at = stop + 1
   return value
 end
-for k = 1, #KEYS, 2 do
-  local meta, stream = KEYS[k], KEYS[k + 1]
+while at <= #news do
+  local meta = PREFIX .. field()
+  local stream = meta .. ':' .. field()
   local ops = field()
   for i = 1, #ops do
     local op = string.sub(ops, i, i)
@@ -86,10 +89,10 @@ return 0
 class _Copy:
     """How much of one run is in Redis."""
 
-    __slots__ = ("keys", "refreshed_at", "turn", "written")
+    __slots__ = ("ids", "refreshed_at", "turn", "written")
 
     def __init__(self, run: Run) -> None:
-        self.keys = _keys(run.session_id, run.turn_id)
+        self.ids = f"{run.session_id}\n{run.turn_id}".encode()
         self.turn = run.turn_id.encode()
         self.written = -1  # -1: not even its hash
         self.refreshed_at = 0.0
@@ -154,7 +157,6 @@ class RedisBroker(RunBroker):
         if now - self._swept_at > running_ttl / 3:  # the quiet runs' keys too
             self._swept_at = now
             runs.update(dict.fromkeys(self._copies))
-        keys: list[str] = []
         news: list[bytes] = []
         written: list[tuple[Run, int, bool]] = []
         for run in runs:
@@ -187,14 +189,14 @@ class RedisBroker(RunBroker):
                 news.pop()
                 continue
             news[at] = ops
-            keys += copy.keys
+            news.insert(at, copy.ids)
             written.append((run, count, ended))
         if not written:
             return
         news.append(b"")
-        args = (settings.RUN_EVENTS_MAX_ENTRIES, ttl, running_ttl, b"\n".join(news))
+        args = (settings.RUN_EVENTS_MAX_ENTRIES, ttl, running_ttl, b"\n".join(news), PREFIX)
         try:
-            await self._write_script(keys=keys, args=args)
+            await self._write_script(args=args)
         except (RedisError, OSError):
             logger.warning("event broker: writing to Redis failed", exc_info=True)
             # Their copies now have a gap: stop copying these runs; they still run and store.
