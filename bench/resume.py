@@ -24,6 +24,7 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -144,11 +145,11 @@ async def cpu_per_token(url: str, pids: dict[str, int], streams: int, window: fl
 def start_baseline(
     checkout: Path, scratch: Path, pinning: Pinning, *, db_url: str, llm_url: str, redis_url: str
 ) -> Server:
-    """A runtime from another checkout (its own ``.venv``), on the runtime's core."""
+    """A runtime from another checkout's code (this one's interpreter), on the runtime's core."""
     port = free_port()
     log = scratch / f"baseline-{port}.log"
     env = runtime_env(db_url, llm_url, {"AGENT_RUNTIME__REDIS_URL": redis_url})
-    command = [*pinning.prefix(pinning.server), str(checkout / ".venv/bin/python"), "-m"]
+    command = [*pinning.prefix(pinning.server), sys.executable, "-m"]
     command += ["uvicorn", "agent_runtime.asgi:application", "--host", "127.0.0.1"]
     command += ["--port", str(port), "--workers", "1", "--lifespan", "off", "--no-access-log"]
     with log.open("ab") as handle:
@@ -182,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
         "--runs", type=int, default=1, help="repetitions, off and on interleaved in each"
     )
     parser.add_argument(
-        "--baseline", type=Path, help="another checkout (synced), measured with Redis on too"
+        "--baseline", type=Path, help="another checkout's code (main's), also with Redis on"
     )
     args = parser.parse_args(argv)
     pinning = Pinning.detect()
