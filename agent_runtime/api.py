@@ -32,7 +32,8 @@ from streaming.protocol import (
 )
 from streaming.protocols.ag_ui import AgUiEvent
 from streaming.protocols.ag_ui_input import RunInput
-from streaming.protocols.ai_sdk import ChatRequest, UIMessageChunk
+from streaming.protocols.ai_sdk import UIMessageChunk
+from streaming.protocols.ai_sdk_request import ChatRequest
 from streaming.tools.listing import ToolListOut
 
 
@@ -127,7 +128,7 @@ ENDPOINTS: list[Endpoint] = [
             200: Body(SSE_DESCRIPTION, StreamEvent, media_type="text/event-stream"),
         },
         # 404/409 for a tool_result or tool_approval: unknown call_id, or one already answered.
-        errors=(404, 409, 413, 415, 422, 503),
+        errors=(404, 408, 409, 413, 415, 422, 503),
         tags=("conversation",),
     ),
     Endpoint(
@@ -137,7 +138,7 @@ ENDPOINTS: list[Endpoint] = [
         "Chat in the Vercel AI SDK's UI message stream protocol (useChat)",
         request=ChatRequest,
         responses={200: Body(AI_SDK_DESCRIPTION, UIMessageChunk, media_type="text/event-stream")},
-        errors=(404, 409, 413, 415, 422, 503),
+        errors=(404, 408, 409, 413, 415, 422, 503),
         tags=("conversation",),
     ),
     Endpoint(
@@ -146,8 +147,15 @@ ENDPOINTS: list[Endpoint] = [
         "aiSdkChatResume",
         "Resume the chat's running stream (useChat's resume)",
         path_params=SessionPath,
-        responses={204: Body("No stream to resume.")},
-        errors=(404,),  # a path segment that is not a session id
+        responses={
+            200: Body(
+                "The running turn's stream from its start. " + AI_SDK_DESCRIPTION,
+                UIMessageChunk,
+                media_type="text/event-stream",
+            ),
+            204: Body("No turn runs: nothing to resume."),
+        },
+        errors=(404, 503),  # 404: a path segment that is not a session id
         tags=("conversation",),
     ),
     Endpoint(
@@ -157,7 +165,7 @@ ENDPOINTS: list[Endpoint] = [
         "Run the agent in the AG-UI protocol (HttpAgent, CopilotKit)",
         request=RunInput,
         responses={200: Body(AG_UI_DESCRIPTION, AgUiEvent, media_type="text/event-stream")},
-        errors=(404, 409, 413, 415, 422, 503),
+        errors=(404, 408, 409, 413, 415, 422, 503),
         tags=("conversation",),
     ),
     Endpoint(

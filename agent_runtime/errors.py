@@ -89,6 +89,10 @@ class PayloadTooLarge(AgentRuntimeError):
     code, status, detail = "payload_too_large", 413, "Request body is too large."
 
 
+class RequestTimeout(AgentRuntimeError):
+    code, status, detail = "request_timeout", 408, "The request body arrived too slowly."
+
+
 class UnsupportedMediaType(AgentRuntimeError):
     code, status, detail = "unsupported_media_type", 415, "Body must be application/json."
 

@@ -51,8 +51,7 @@ def http_request_observed(*, method: str, status: int) -> None:
 def request_observed(
     *, method: str, path: str, status: int, duration_s: float, streaming: bool
 ) -> None:
-    """A request was answered: count it and write its one log line (whoever answered it:
-    Django's ``RequestIdMiddleware`` or ``BodySizeLimit``)."""
+    """A request was answered: count it and write its one log line (``RequestIdMiddleware``)."""
     http_request_observed(method=method, status=status)
     request_logger.log(
         logging.DEBUG if path in _QUIET_PATHS else logging.INFO,

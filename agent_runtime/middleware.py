@@ -1,5 +1,5 @@
 """Async-only middleware: request ids and logs, Django's header middleware on the event loop,
-CORS, the internal-key check, the error map."""
+CORS, the internal-key check, the body's faults, the error map."""
 
 import hmac
 import time
@@ -26,6 +26,7 @@ from agent_runtime.errors import (
 )
 from agent_runtime.logs import accepted_request_id, bind_request
 from agent_runtime.metrics import request_observed
+from agent_runtime.request_body import body_error
 
 GetResponse = Callable[[HttpRequest], Awaitable[HttpResponse]]
 
@@ -151,21 +152,49 @@ class CorsMiddleware(corsheaders.CorsMiddleware):
         return super().add_response_headers(request, response)
 
 
+class InternalKey:
+    """The ``X-Internal-Auth`` rule: which paths need the key, and whether a sent key is it.
+
+    One rule for two callers: ``InternalAuthMiddleware`` answers the 401, and the ASGI handler
+    (``agent_runtime.handler``) leaves the body of a request it refuses unread.
+    """
+
+    def __init__(self) -> None:
+        self._key = settings.INTERNAL_API_KEY.encode()
+        self._public = tuple(settings.PUBLIC_PATH_PREFIXES)
+
+    def refuses(self, path: str, sent: str) -> bool:
+        """``sent`` as Django's ``request.headers`` has it (latin-1, repeated headers joined)."""
+        if path.startswith(self._public) or path == "/health":
+            return False
+        # An empty configured key (allowed only with DEBUG on) still rejects every request.
+        return not self._key or not hmac.compare_digest(sent.encode(), self._key)
+
+
 class InternalAuthMiddleware(AsyncMiddleware):
     """Requires ``X-Internal-Auth`` on every path but the public ones; constant-time compare."""
 
     def __init__(self, get_response: GetResponse) -> None:
         super().__init__(get_response)
-        self._key = settings.INTERNAL_API_KEY.encode()
-        self._public = tuple(settings.PUBLIC_PATH_PREFIXES)
+        self.key = InternalKey()
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path.startswith(self._public) or request.path == "/health":
-            return await self.get_response(request)
-        sent = request.headers.get("X-Internal-Auth", "").encode()
-        # An empty configured key (allowed only with DEBUG on) still rejects every request.
-        if not self._key or not hmac.compare_digest(sent, self._key):
+        if self.key.refuses(request.path, request.headers.get("X-Internal-Auth", "")):
             return error_response(Unauthorized())
+        return await self.get_response(request)
+
+
+class RequestBodyMiddleware(AsyncMiddleware):
+    """Answers what went wrong while the handler read the body: too large (413), too slow (408).
+
+    The handler (``agent_runtime.handler``) stops reading at the fault and records it on the
+    request's scope; answered here, after the key check, so the answer carries every header.
+    """
+
+    async def __call__(self, request: HttpRequest) -> HttpResponse:
+        error = body_error(getattr(request, "scope", {}))
+        if error is not None:
+            return error_response(error)
         return await self.get_response(request)
 
 

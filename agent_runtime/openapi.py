@@ -27,6 +27,7 @@ ERROR_RESPONSE_NAMES = {
     401: "Unauthorized",
     404: "NotFound",
     405: "MethodNotAllowed",
+    408: "RequestTimeout",
     409: "Conflict",
     413: "PayloadTooLarge",
     415: "UnsupportedMediaType",
@@ -39,6 +40,8 @@ ERROR_DESCRIPTIONS = {
     401: "X-Internal-Auth is missing or wrong.",
     404: "Unknown session or path.",
     405: "Wrong method; `Allow` lists the right ones.",
+    408: "The body arrived too slowly (`AGENT_RUNTIME__REQUEST_BODY_IDLE_TIMEOUT_SECONDS`, "
+    "`AGENT_RUNTIME__REQUEST_BODY_TIMEOUT_SECONDS`).",
     409: "A turn is already running in this session, a tool call already has its result, or "
     "a `message_id` was already used with a different content.",
     413: "The body or the content is over the configured limit.",

@@ -5,6 +5,7 @@ variables (or a ``.env`` file beside ``manage.py``).
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -39,6 +40,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "servestatic",
     "corsheaders",
+    "axes",
     "agent_runtime.apps.AgentRuntimeConfig",
     "sessions.apps.AgentSessionsConfig",
     "streaming.apps.StreamingConfig",
@@ -57,6 +59,8 @@ MIDDLEWARE = [
     "agent_runtime.middleware.CorsMiddleware",
     "agent_runtime.middleware.ErrorJsonMiddleware",
     "agent_runtime.middleware.InternalAuthMiddleware",
+    # After the key check: a body too large or too slow (read by agent_runtime.handler).
+    "agent_runtime.middleware.RequestBodyMiddleware",
     "agent_runtime.middleware.CommonMiddleware",
     "agent_runtime.admin_only.AdminOnlyMiddleware",
 ]
@@ -67,6 +71,8 @@ ADMIN_MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # Last, as django-axes requires: turns its lockout into the 429 page.
+    "axes.middleware.AxesMiddleware",
 ]
 # Django's checks of these look for them in MIDDLEWARE by name; agent_runtime.checks runs them
 # on what the wrappers above stand for instead.
@@ -77,6 +83,7 @@ SILENCED_SYSTEM_CHECKS = [
     "admin.E408",
     "admin.E409",
     "admin.E410",
+    "axes.W002",
 ]
 # The admin's sessions live in the database, so that logging out (or changing the password)
 # ends them: a copied cookie is worthless afterwards. Signed cookies would stay valid until they
@@ -150,11 +157,37 @@ MAX_MESSAGE_CHARS = env.int("MAX_MESSAGE_CHARS", default=100_000)
 # other fields.
 MAX_BODY_BYTES = env.int("MAX_BODY_BYTES", default=MAX_MESSAGE_CHARS * 12 + 64 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
+# A body (once its headers are in) that sends nothing for this long, or is not complete this
+# long after its headers, is answered 408 request_timeout (agent_runtime.request_body).
+REQUEST_BODY_IDLE_TIMEOUT_SECONDS = env.float("REQUEST_BODY_IDLE_TIMEOUT_SECONDS", default=10.0)
+REQUEST_BODY_TIMEOUT_SECONDS = env.float("REQUEST_BODY_TIMEOUT_SECONDS", default=60.0)
+# A connection whose request headers are not complete this long after it opened (or after the
+# request's first byte, on a reused connection) is closed (agent_runtime.http_protocol).
+REQUEST_HEADER_TIMEOUT_SECONDS = env.float("REQUEST_HEADER_TIMEOUT_SECONDS", default=10.0)
 
 # --- Authentication ----------------------------------------------------------------------------
 INTERNAL_API_KEY = env.str("INTERNAL_API_KEY", default="")
 # Paths served without the internal key (the admin has its own login).
 PUBLIC_PATH_PREFIXES = ("/health", "/admin/", "/openapi.json", "/static/")
+
+# --- Admin login throttling (django-axes) ------------------------------------------------------
+# The first of these backends refuses a locked-out login before any password is hashed.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# A username, or a client address, with this many failed logins is locked out (429) for the
+# cool-off; each further failure during it starts the cool-off again.
+AXES_FAILURE_LIMIT = env.int("ADMIN_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(seconds=env.float("ADMIN_LOGIN_COOLOFF_SECONDS", default=900.0))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+# The address is REMOTE_ADDR, which uvicorn takes from X-Forwarded-For only when the peer is one
+# of FORWARDED_ALLOW_IPS (below); never a header that any client can set.
+AXES_CLIENT_IP_CALLABLE = "agent_runtime.admin_login.client_address"
+# Admin requests served at once per worker, each on a thread of its own (agent_runtime.handler);
+# more wait their turn. One password hash takes a core for about a second.
+ADMIN_CONCURRENCY = env.int("ADMIN_CONCURRENCY", default=1)
 
 # --- HTTPS and browsers ------------------------------------------------------------------------
 # ``manage.py check --deploy`` is silent with the production values listed in .env.example.
@@ -314,3 +347,7 @@ HOST = env.str("HOST", default="127.0.0.1")
 PORT = env.int("PORT", default=8001)
 # uvicorn worker processes; WEB_CONCURRENCY is the common name hosting platforms set.
 WORKERS = env.int("WORKERS", default=int(os.environ.get("WEB_CONCURRENCY") or 1))
+# The proxies whose X-Forwarded-For / X-Forwarded-Proto uvicorn believes (comma-separated
+# addresses or networks, "*" for any): the client address (REMOTE_ADDR) of a request from one of
+# them is the one it names. The admin's login throttling counts failures per that address.
+FORWARDED_ALLOW_IPS = env.str("FORWARDED_ALLOW_IPS", default="127.0.0.1,::1")

@@ -53,10 +53,14 @@ def encoders() -> dict[str, Callable[[AsyncIterator[Any]], AsyncIterator[bytes]]
     from streaming.protocols.ag_ui import ag_ui_stream
     from streaming.protocols.ai_sdk import ai_sdk_stream
     from streaming.protocols.seed import seed_stream
+    from streaming.runs.resume import events_only
+    from streaming.runs.run import numbered
 
+    # As the views serve them: the seed format writes the run's event ids, the AI SDK's
+    # stream drops them.
     return {
-        "seed": seed_stream,
-        "ai-sdk": ai_sdk_stream,
+        "seed": lambda events: seed_stream(numbered(events)),
+        "ai-sdk": lambda events: ai_sdk_stream(events_only(numbered(events))),
         "ag-ui": lambda events: ag_ui_stream(events, thread_id="bench", run_id="run-1"),
     }
 

@@ -39,6 +39,7 @@ DJANGO_LISTED = [
     "agent_runtime.middleware.CorsMiddleware",
     "agent_runtime.middleware.ErrorJsonMiddleware",
     "agent_runtime.middleware.InternalAuthMiddleware",
+    "agent_runtime.middleware.RequestBodyMiddleware",
     "servestatic.middleware.ServeStaticMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -108,16 +109,14 @@ def variants() -> dict[str, tuple[Any, Callable[[], None], Callable[[], None]]]:
     from django.test.utils import override_settings
 
     from agent_runtime.asgi import application
-    from agent_runtime.body_limit import BodySizeLimit
+    from agent_runtime.handler import RuntimeASGIHandler
     from agent_runtime.lifespan import Lifespan
 
     with override_settings(MIDDLEWARE=DJANGO_LISTED):
-        from django.core.handlers.asgi import ASGIHandler
-
-        listed = ASGIHandler()
+        listed = RuntimeASGIHandler()
 
     async def listed_application(scope: Any, receive: Any, send: Any) -> None:
-        await listed.handle(scope, receive, send)
+        await listed(scope, receive, send)
 
     def connect() -> None:
         request_started.connect(close_old_connections)
@@ -130,7 +129,7 @@ def variants() -> dict[str, tuple[Any, Callable[[], None], Callable[[], None]]]:
     def nothing() -> None:
         pass
 
-    listed_app = Lifespan(BodySizeLimit(listed_application, max_bytes=1 << 20))
+    listed_app = Lifespan(listed_application)
     return {
         "as served": (application, nothing, nothing),
         "+ request_started receivers": (application, connect, disconnect),

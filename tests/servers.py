@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from agent_runtime.http_protocol import HTTP_PROTOCOL
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -150,8 +152,16 @@ def database_url(settings_dict: dict[str, Any]) -> str:
 
 
 def start_runtime(
-    tmp: Path, *, db_url: str, llm_url: str, key: str, workers: int = 1, **settings: Any
+    tmp: Path,
+    *,
+    db_url: str,
+    llm_url: str,
+    key: str,
+    workers: int = 1,
+    serve: bool = False,
+    **settings: Any,
 ) -> Runtime:
+    """uvicorn as ``manage.py serve`` configures it; ``serve``: started by that command itself."""
     port = free_port()
     log = tmp / f"runtime-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGENT_RUNTIME__")}
@@ -168,8 +178,11 @@ def start_runtime(
         }
     )
     env.update({f"AGENT_RUNTIME__{name.upper()}": str(value) for name, value in settings.items()})
+    serve_command = [sys.executable, "manage.py", "serve", "--port", str(port)]
     process = _spawn(
-        [
+        [*serve_command, "--workers", str(workers)]
+        if serve
+        else [
             sys.executable,
             "-m",
             "uvicorn",
@@ -182,6 +195,9 @@ def start_runtime(
             str(workers),
             "--lifespan",
             "on",
+            # As manage.py serve runs it (agent_runtime.http_protocol).
+            "--http",
+            HTTP_PROTOCOL,
         ],
         env,
         log,

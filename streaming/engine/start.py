@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
-from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,7 +22,7 @@ from agent_runtime.logs import request_id_var
 from sessions import services
 from sessions.records import TurnStart
 from streaming.active_turns import active_turns
-from streaming.engine.events import TurnEvent, TurnFinished
+from streaming.engine.events import TurnEvent
 from streaming.engine.stored import replayed_events, still_pending_events
 from streaming.engine.turn import Turn
 from streaming.tools.registry import Tool
@@ -123,33 +122,6 @@ async def turn_open_events(*, turn_input: TurnInput) -> OpenedTurn:
     if isinstance(turn_input, Regenerate):
         return await turn_regenerate(regenerate=turn_input)
     return await turn_continue(tool_output=turn_input)
-
-
-async def turn_events_each(*, turn_inputs: list[TurnInput]) -> AsyncIterator[TurnEvent]:
-    """Submit several inputs in order (a client posting all of a step's answers at once):
-    the events of the first one that opens a turn, normally the last (an answer that leaves
-    calls pending opens none: its events are stored ones, a denial's result and the final
-    event listing what waits); the inputs after it are not submitted. The denials' results
-    of the answers before it come first."""
-    carried: list[TurnEvent] = []
-    for turn_input in turn_inputs[:-1]:
-        opened = await turn_open_events(turn_input=turn_input)
-        if opened.start is not None or not isinstance(turn_input, ToolOutput | ToolDecision):
-            return _chained(carried, opened.events)
-        async with aclosing(opened.events):  # type: ignore[type-var]
-            carried += [e async for e in opened.events if not isinstance(e, TurnFinished)]
-    events = await turn_events(turn_input=turn_inputs[-1])
-    return _chained(carried, events) if carried else events
-
-
-async def _chained(
-    first: list[TurnEvent], rest: AsyncIterator[TurnEvent]
-) -> AsyncIterator[TurnEvent]:
-    for event in first:
-        yield event
-    async with aclosing(rest):  # type: ignore[type-var]
-        async for event in rest:
-            yield event
 
 
 async def turn_start(*, user_input: UserInput) -> OpenedTurn:

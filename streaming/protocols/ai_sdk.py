@@ -1,22 +1,21 @@
 """The Vercel AI SDK's UI message stream (``POST /agent/ai-sdk/chat``, docs/api.md).
 
-The request is what the SDK's ``DefaultChatTransport`` posts; the response is its UI message
-stream: ``data: {chunk}`` frames, ``x-vercel-ai-ui-message-stream: v1`` and ``data: [DONE]``.
-The chunk types are those of the ``ai`` release pinned in ``tests/clients/package-lock.json``.
-The runtime owns the history: of the posted messages only what is new is read.
+The response to what the SDK's ``DefaultChatTransport`` posts (read in ``ai_sdk_request``), and
+to its resume: ``data: {chunk}`` frames, ``x-vercel-ai-ui-message-stream: v1`` and
+``data: [DONE]``. The chunk types are those of the ``ai`` release pinned in
+``tests/clients/package-lock.json``.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Collection
+from collections.abc import AsyncIterator
 from contextlib import aclosing
-from typing import Any, Literal
+from typing import Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
-from agent_runtime.errors import nothing_to_answer
 from streaming.engine.events import (
     Heartbeat,
     StepFinished,
@@ -29,92 +28,10 @@ from streaming.engine.events import (
     TurnFailed,
     TurnFinished,
 )
-from streaming.engine.start import Regenerate, ToolOutput, TurnInput, UserInput
-from streaming.protocol import SessionId
 from streaming.protocols.seed import DONE_FRAME, PING_FRAME
 
 #: The response header that tells the SDK which stream protocol the body speaks.
 STREAM_HEADERS = {"x-vercel-ai-ui-message-stream": "v1"}
-
-#: The tool part states of a result the client has (``addToolOutput``).
-_OUTPUT_STATES = ("output-available", "output-error")
-
-
-class UIMessagePart(BaseModel):
-    """One part of a UI message: the fields of the part types the runtime reads."""
-
-    model_config = ConfigDict(extra="allow", frozen=True, populate_by_name=True)
-
-    type: str
-    text: str | None = None
-    state: str | None = None
-    tool_call_id: str | None = Field(default=None, alias="toolCallId")
-    output: Any = None
-    error_text: str | None = Field(default=None, alias="errorText")
-
-    @property
-    def is_tool(self) -> bool:
-        return self.type.startswith("tool-") or self.type == "dynamic-tool"
-
-
-class UIMessage(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    id: str = Field(max_length=128)
-    role: Literal["system", "user", "assistant"]
-    parts: list[UIMessagePart] = Field(default_factory=list)
-
-
-class ChatRequest(BaseModel):
-    """The body ``DefaultChatTransport`` sends: the chat ``id`` is the session id."""
-
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
-
-    id: SessionId
-    messages: list[UIMessage] = Field(min_length=1)
-    trigger: Literal["submit-message", "regenerate-message"] = "submit-message"
-    message_id: str | None = Field(default=None, alias="messageId")
-
-
-def ai_sdk_wants_pending(body: ChatRequest) -> bool:
-    """Whether the request carries tool outputs, to be matched with the pending calls."""
-    return body.trigger == "submit-message" and body.messages[-1].role == "assistant"
-
-
-def ai_sdk_turn_inputs(body: ChatRequest, *, pending_call_ids: Collection[str]) -> list[TurnInput]:
-    """What is new in the posted chat, as engine inputs.
-
-    ``regenerate-message`` answers the last user message again. Otherwise the last message is
-    either a user message (its text parts) or the assistant message whose client-side tool
-    calls now have outputs: one input per output of a call that is still pending.
-    """
-    if body.trigger == "regenerate-message":
-        return [Regenerate(body.id)]
-    last = body.messages[-1]
-    if last.role == "user":
-        text = "".join(part.text or "" for part in last.parts if part.type == "text")
-        if not text.strip():
-            raise nothing_to_answer("The last user message has no text.")
-        return [UserInput(body.id, text, last.id or None)]
-    outputs: list[TurnInput] = [
-        ToolOutput.of(
-            session_id=body.id,
-            call_id=part.tool_call_id,
-            result=part.output,
-            error=(part.error_text or "tool failed") if part.state == "output-error" else None,
-        )
-        for part in last.parts
-        if part.is_tool and part.state in _OUTPUT_STATES and part.tool_call_id in pending_call_ids
-    ]
-    if not outputs:
-        raise nothing_to_answer(
-            "The last message is neither a user message nor an assistant message with "
-            "outputs for pending tool calls."
-        )
-    return outputs
-
-
-# --- The response ----------------------------------------------------------------------------
 
 
 class UIMessageChunk(BaseModel):
@@ -161,6 +78,8 @@ def _finish_chunk(event: TurnFinished | None, reason: str) -> dict[str, Any]:
             metadata["finishReason"] = event.finish_reason
         if event.pending_call_ids:
             metadata["pendingToolCallIds"] = event.pending_call_ids
+        if event.awaiting_approval:
+            metadata["awaitingApproval"] = event.awaiting_approval
         if event.replayed:
             metadata["replayed"] = True
     chunk: dict[str, Any] = {"type": "finish", "finishReason": reason}
@@ -201,6 +120,8 @@ def _call_chunk(event: TurnEvent) -> dict[str, Any] | None:
             "providerExecuted": event.executor == "server",
         }
     if isinstance(event, ToolResult):
+        if event.error_code == "denied":  # the model reads the reason; the page knows it
+            return {"type": "tool-output-denied", "toolCallId": event.call_id}
         if event.error is not None:
             return {
                 "type": "tool-output-error",
@@ -217,19 +138,31 @@ def _call_chunk(event: TurnEvent) -> dict[str, Any] | None:
     return None
 
 
-async def ai_sdk_stream(events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes]:
+def approval_request_chunk(call_id: str) -> dict[str, Any]:
+    """The request for the user's decision on a call; its ``approvalId`` is the call id."""
+    return {"type": "tool-approval-request", "approvalId": call_id, "toolCallId": call_id}
+
+
+async def ai_sdk_stream(
+    events: AsyncIterator[TurnEvent], *, resumed: bool = False
+) -> AsyncIterator[bytes]:
     """A turn's events as the UI message stream.
 
     ``start``; per model step ``start-step`` … ``finish-step``, with text blocks
     (``text-start``, ``text-delta``…, ``text-end``) and tool calls (``tool-input-start``,
     ``tool-input-delta``…, ``tool-input-available`` and, for a server-side call,
-    ``tool-output-available``/``-error``); then ``finish`` (usage in its message metadata),
-    ``abort`` for a cancelled turn, or ``error`` and ``finish``; then ``data: [DONE]``.
+    ``tool-output-available``/``-error``, or ``tool-approval-request`` when it waits for the
+    user's decision, ``tool-output-denied`` once denied); then ``finish`` (usage in its message
+    metadata), ``abort`` for a cancelled turn, or ``error`` and ``finish``; then ``data: [DONE]``.
+
+    A ``resumed`` stream replays the turn into a new message (the SDK's resume), which lacks
+    the parts of the calls an answer continued: their outcomes are left out.
     """
     text_id = ""
     text_head: bytes | None = None  # set while a text block is open
     texts = 0
     in_step = False
+    calls: set[str] = set()  # the calls this stream announced
     stream_id = uuid.uuid4().hex[:12]  # text ids stay unique across a message's continuations
     yield START_FRAME
     async with aclosing(events):
@@ -270,10 +203,16 @@ async def ai_sdk_stream(events: AsyncIterator[TurnEvent]) -> AsyncIterator[bytes
                     )  # type: ignore[union-attr]
                     yield chunk_frame(_finish_chunk(None, "error"))
                 continue
+            if kind is ToolCallStarted or kind is ToolCallReady:
+                calls.add(event.call_id)  # type: ignore[union-attr]
+            elif resumed and kind is ToolResult and event.call_id not in calls:  # type: ignore[union-attr]
+                continue
             chunk = _call_chunk(event)
             if chunk is not None:
                 if not in_step:
                     in_step = True
                     yield START_STEP_FRAME
                 yield chunk_frame(chunk)
+                if kind is ToolCallReady and event.approval_required and not event.problem:  # type: ignore[union-attr]
+                    yield chunk_frame(approval_request_chunk(event.call_id))  # type: ignore[union-attr]
     yield DONE_FRAME

@@ -78,6 +78,7 @@ def test_every_error_status_lists_its_codes_from_the_error_classes() -> None:
     assert codes["Unauthorized"] == ["unauthorized"]
     assert {"conflict", "session_busy"} <= set(codes["Conflict"])
     assert codes["PayloadTooLarge"] == ["payload_too_large"]
+    assert codes["RequestTimeout"] == ["request_timeout"]
     assert codes["InvalidRequest"] == ["invalid_request", "unsupported_message_type"]
     assert codes["NotFound"] == ["not_found", "tool_call_not_found"]
     assert set(codes) == {
@@ -85,6 +86,7 @@ def test_every_error_status_lists_its_codes_from_the_error_classes() -> None:
         "Unauthorized",
         "NotFound",
         "MethodNotAllowed",
+        "RequestTimeout",
         "Conflict",
         "PayloadTooLarge",
         "UnsupportedMediaType",
@@ -108,6 +110,7 @@ def test_the_stream_operation() -> None:
         "200",
         "401",
         "404",
+        "408",
         "409",
         "413",
         "415",

@@ -154,7 +154,7 @@ def test_stop_cancels_the_turn_on_the_runtime(
     assert not stream["completed"]
 
 
-def test_a_reload_mid_answer_asks_to_resume_and_shows_what_was_stored(
+def test_a_reload_mid_answer_resumes_the_whole_answer(
     page,  # type: ignore[no-untyped-def]
     web_chat: str,
     runtime: Runtime,
@@ -165,13 +165,19 @@ def test_a_reload_mid_answer_asks_to_resume_and_shows_what_was_stored(
     _start_a_slow_answer(page, f"{web_chat}/?chat=web-chat-reload", devllm)
     with page.expect_response(lambda r: r.url.endswith("/stream")) as resumed:
         page.reload()
-    # useChat({resume: true}) asked for the running stream; runs cannot be rejoined yet.
-    assert resumed.value.status == 204
-    _eventually(
-        lambda: any(m["status"] == "interrupted" for m in _stored(runtime, "web-chat-reload")),
-        "the partial answer to be stored",
-    )
-    page.reload()
+    # useChat({resume: true}) asked for the running stream: the turn went on without the page.
+    assert resumed.value.status == 200
     answer = page.locator("article[data-role=assistant]").last
-    expect(answer).to_contain_text("w0 w1 ")
-    expect(answer).to_contain_text("interrupted")
+    expect(answer).to_contain_text("w0 w1 w2 ")  # replayed from the turn's start
+    expect(answer).to_contain_text("w299", timeout=90_000)  # and followed to its end
+    expect(page.get_by_test_id("status")).to_have_text("ready")
+    assert answer.inner_text().strip() == "".join(SLOW_REPLY["tokens"]).strip()
+    expect(page.locator("article[data-role=assistant]")).to_have_count(1)
+    _eventually(
+        lambda: (
+            [m["status"] for m in _stored(runtime, "web-chat-reload")] == ["complete", "complete"]
+        ),
+        "the whole answer to be stored",
+    )
+    [stream] = devllm.streams()  # one model call, never restarted
+    assert stream["completed"]

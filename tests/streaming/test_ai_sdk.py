@@ -1,9 +1,10 @@
-"""The AI SDK encoder and request reading, on scripted events (the SDK's own client reads a
+"""The AI SDK encoder, on scripted events (the SDK's own client reads a
 live stream in tests/e2e/test_clients.py)."""
+
+from functools import partial
 
 import pytest
 
-from agent_runtime.errors import InvalidRequest
 from streaming.engine.events import (
     HEARTBEAT,
     StepFinished,
@@ -16,14 +17,7 @@ from streaming.engine.events import (
     TurnFailed,
     TurnFinished,
 )
-from streaming.engine.start import Regenerate, ToolOutput, UserInput
-from streaming.protocols.ai_sdk import (
-    ChatRequest,
-    ai_sdk_stream,
-    ai_sdk_turn_inputs,
-    chunk_frame,
-    text_delta_frame,
-)
+from streaming.protocols.ai_sdk import ai_sdk_stream, chunk_frame, text_delta_frame
 from tests.streaming.encoded import decoded_frames
 
 
@@ -154,64 +148,73 @@ def test_the_text_delta_fast_path_is_the_chunk_frame(text: str) -> None:
     )
 
 
-def _chat(*messages: dict, trigger: str = "submit-message") -> ChatRequest:
-    return ChatRequest.model_validate({"id": "s1", "messages": list(messages), "trigger": trigger})
-
-
-USER = {
-    "id": "u1",
-    "role": "user",
-    "parts": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}],
-}
-
-
-def test_a_user_message_is_its_text_parts_with_its_id_as_the_idempotency_key() -> None:
-    assert ai_sdk_turn_inputs(_chat(USER), pending_call_ids=()) == [UserInput("s1", "ab", "u1")]
-
-
-def test_regenerate() -> None:
-    chat = _chat(USER, trigger="regenerate-message")
-    assert ai_sdk_turn_inputs(chat, pending_call_ids=()) == [Regenerate("s1")]
-
-
-def test_only_outputs_of_pending_calls_are_submitted() -> None:
-    assistant = {
-        "id": "a1",
-        "role": "assistant",
-        "parts": [
-            {"type": "step-start"},
-            {
-                "type": "tool-calculator",
-                "toolCallId": "old",
-                "state": "output-available",
-                "output": 1,
-            },
-            {"type": "step-start"},
-            {
-                "type": "tool-read_file",
-                "toolCallId": "c1",
-                "state": "output-available",
-                "output": "x",
-            },
-            {
-                "type": "dynamic-tool",
-                "toolCallId": "c2",
-                "state": "output-error",
-                "errorText": "no",
-            },
-            {"type": "tool-read_file", "toolCallId": "c3", "state": "input-available"},
-        ],
-    }
-    inputs = ai_sdk_turn_inputs(_chat(USER, assistant), pending_call_ids={"c1", "c2", "c3"})
-    assert inputs == [
-        ToolOutput("s1", "c1", "x"),
-        ToolOutput("s1", "c2", '{"error":"no"}', "tool_error"),
+def test_a_call_that_waits_for_approval_asks_for_it_and_the_turn_finishes() -> None:
+    out = chunks(
+        ToolCallStarted("e1", "echo"),
+        ToolCallReady("e1", "echo", {"text": "now"}, "server"),
+        ToolCallStarted("g1", "guarded"),
+        ToolCallReady("g1", "guarded", {"text": "x"}, "server", approval_required=True),
+        ToolResult("e1", "echo", result="now"),
+        StepFinished(1, "tool_calls"),
+        TurnFinished("complete", "tool_calls", {}, pending_call_ids=[], awaiting_approval=["g1"]),
+    )
+    assert out[4:] == [
+        {"type": "tool-input-start", "toolCallId": "g1", "toolName": "guarded"},
+        {
+            "type": "tool-input-available",
+            "toolCallId": "g1",
+            "toolName": "guarded",
+            "input": {"text": "x"},
+            "providerExecuted": True,
+        },
+        {"type": "tool-approval-request", "approvalId": "g1", "toolCallId": "g1"},
+        {
+            "type": "tool-output-available",
+            "toolCallId": "e1",
+            "output": "now",
+            "providerExecuted": True,
+        },
+        {"type": "finish-step"},
+        {
+            "type": "finish",
+            "finishReason": "tool-calls",
+            "messageMetadata": {"finishReason": "tool_calls", "awaitingApproval": ["g1"]},
+        },
+        "[DONE]",
     ]
-    with pytest.raises(InvalidRequest):
-        ai_sdk_turn_inputs(_chat(USER, assistant), pending_call_ids=())
 
 
-def test_a_user_message_without_text_is_rejected() -> None:
-    empty = {"id": "u2", "role": "user", "parts": [{"type": "file", "url": "x"}]}
-    with pytest.raises(InvalidRequest):
-        ai_sdk_turn_inputs(_chat(empty), pending_call_ids=())
+def test_a_denial_is_a_denied_output_and_an_approved_call_its_output() -> None:
+    out = chunks(
+        ToolResult("g1", "guarded", error="denied by the user: no", error_code="denied"),
+        ToolResult("k1", "calculator", result=2),
+        TextDelta("ok"),
+        StepFinished(1, "stop"),
+        TurnFinished("complete", "stop", {}),
+    )
+    assert out[1:4] == [
+        {"type": "start-step"},
+        {"type": "tool-output-denied", "toolCallId": "g1"},
+        {
+            "type": "tool-output-available",
+            "toolCallId": "k1",
+            "output": 2,
+            "providerExecuted": True,
+        },
+    ]
+
+
+def test_a_resumed_stream_leaves_out_the_outcomes_of_calls_it_did_not_announce() -> None:
+    events = (
+        ToolResult("k1", "calculator", result=2),
+        ToolCallStarted("c2", "echo"),
+        ToolCallReady("c2", "echo", {"text": "a"}, "server"),
+        ToolResult("c2", "echo", result="a"),
+        StepFinished(1, "tool_calls"),
+        TurnFinished("complete", "stop", {}),
+    )
+    resumed = decoded_frames(partial(ai_sdk_stream, resumed=True), *events)
+    outputs = [c["toolCallId"] for c in resumed if c != "[DONE]" and "output" in c["type"]]
+    assert outputs == ["c2"]
+    live = [c["toolCallId"] for c in chunks(*events) if c != "[DONE]" and "output" in c["type"]]
+    assert live == ["k1", "c2"]

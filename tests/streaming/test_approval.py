@@ -20,6 +20,7 @@ from agent_runtime.errors import SessionBusy, ToolCallAnswered, ToolCallNotFound
 from agent_runtime.logs import request_id_var
 from sessions import services
 from sessions.models import Message, Session, ToolApproval
+from streaming.engine.answers import turn_events_each
 from streaming.engine.events import (
     TextDelta,
     ToolCallReady,
@@ -27,13 +28,7 @@ from streaming.engine.events import (
     TurnEvent,
     TurnFinished,
 )
-from streaming.engine.start import (
-    ToolDecision,
-    ToolOutput,
-    UserInput,
-    turn_events,
-    turn_events_each,
-)
+from streaming.engine.start import ToolDecision, ToolOutput, UserInput, turn_events
 from streaming.llm_client import reset_llm_client
 from streaming.tool_calls import tool_call_validated
 from streaming.tools.approval import approval_required

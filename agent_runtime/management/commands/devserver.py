@@ -18,6 +18,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from agent_runtime.http_protocol import HTTP_PROTOCOL
+
 
 class Command(BaseCommand):
     help = "Run migrations, the development LLM and the runtime (port 8001) together."
@@ -80,6 +82,8 @@ class Command(BaseCommand):
                         "--no-access-log",
                         "--lifespan",
                         "on",
+                        "--http",
+                        HTTP_PROTOCOL,
                     ],
                     env=child_env,
                 )

@@ -19,6 +19,7 @@ import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
+from agent_runtime.http_protocol import HTTP_PROTOCOL
 from agent_runtime.metrics import MULTIPROC_ENV
 
 logger = logging.getLogger("agent_runtime.serve")
@@ -72,6 +73,10 @@ class Command(BaseCommand):
                 host=host,
                 port=port,
                 workers=workers,
+                # uvicorn's httptools protocol, closing connections whose headers drip in.
+                http=HTTP_PROTOCOL,
+                # The client address (REMOTE_ADDR) comes from X-Forwarded-For for these peers.
+                forwarded_allow_ips=settings.FORWARDED_ALLOW_IPS,
                 # agent_runtime.lifespan closes the upstream client on shutdown; uvicorn's
                 # access log is replaced by the runtime's own request log (with request id,
                 # in the configured format).

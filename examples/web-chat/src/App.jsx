@@ -33,7 +33,7 @@ function Chat({ chatId, history }) {
     id: chatId,
     messages: history,
     transport: new DefaultChatTransport({ api: "/agent/ai-sdk/chat" }),
-    resume: true, // asks GET /agent/ai-sdk/chat/{id}/stream on load
+    resume: true, // on load, GET /agent/ai-sdk/chat/{id}/stream: the running answer, if any
     sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithToolCalls,
     onToolCall({ toolCall }) {
       if (toolCall.dynamic || toolCall.toolName !== "read_file") return;

@@ -7,6 +7,7 @@ import {
   lastAssistantMessageIsCompleteWithToolCalls,
   readUIMessageStream,
 } from "ai";
+import { Chat } from "../lib/chat.mjs";
 import { AUTH, RUNTIME_URL, cancelTurn, devllm, eventually, sessionId, slowReply, storedMessages } from "../lib/helpers.mjs";
 
 const transport = new DefaultChatTransport({ api: `${RUNTIME_URL}/agent/ai-sdk/chat`, headers: AUTH });
@@ -153,4 +154,37 @@ test("regenerate: a new answer; the replaced one is kept, superseded, and not se
 test("resume: 204 when nothing runs", async () => {
   const stream = await transport.reconnectToStream({ chatId: sessionId("ai-resume") });
   assert.equal(stream, null);
+});
+
+test("resume: a page that left mid-answer; the next one's resumeStream gets all of it", async () => {
+  const tokens = Array.from({ length: 60 }, (_, i) => `w${i} `);
+  await devllm.script({ tokens, token_delay_ms: 40 });
+  const chatId = sessionId("ai-resume-running");
+  const api = `${RUNTIME_URL}/agent/ai-sdk/chat`;
+  const user = userMessage("a long answer please");
+
+  // The first page: its request is aborted after the first words (a reload does that).
+  const first = new Chat({ id: chatId, api, headers: AUTH });
+  const left = first.finished();
+  void first.sendMessage(user);
+  await eventually(() => text(first.lastMessage ?? user).startsWith("w0 w1 "), "the first words");
+  await first.stop();
+  assert.equal((await left).isAbort, true);
+
+  // The next page: useChat({resume: true}) calls resumeStream() on mount, which GETs
+  // {api}/{chatId}/stream (reconnectToStream) and replays it into a new assistant message.
+  const next = new Chat({ id: chatId, api, headers: AUTH, messages: [user] });
+  const resumed = next.finished();
+  await next.resumeStream();
+  const { message, isError } = await resumed;
+  assert.equal(isError, false, String(next.error));
+  assert.equal(text(message), tokens.join(""));
+  assert.deepEqual(next.messages.map((m) => m.role), ["user", "assistant"]);
+  assert.equal(message.metadata.finishReason, "stop");
+  await eventually(async () => (await storedMessages(chatId)).some((m) => m.role === "assistant"), "the answer stored");
+  const stored = await storedMessages(chatId);
+  assert.equal(stored.at(-1).status, "complete");
+  assert.equal(stored.at(-1).content, tokens.join(""));
+  // And once it ended, nothing to resume.
+  assert.equal(await transport.reconnectToStream({ chatId }), null);
 });
