@@ -58,6 +58,12 @@ def main() -> None:
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE")
     parser.add_argument("--uvicorn-args", default="")
     parser.add_argument("--native", action="store_true", help="py-spy --native")
+    parser.add_argument(
+        "--all-threads",
+        action="store_true",
+        help="sample every thread that is not idle, not only the one holding the GIL (C code "
+        "that releases the GIL, such as SQLite's, then counts too)",
+    )
     args = parser.parse_args()
 
     plan = Plan()

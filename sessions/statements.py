@@ -45,6 +45,14 @@ _MESSAGE_FIELDS = [
     )
 ]
 _MESSAGE_COLUMNS = [field.column for field in _MESSAGE_FIELDS]
+# Values the runtime itself makes (the pk, the seq, the role, status, content and codes: str,
+# int or None) are stored as they are: their fields' preparation would return them unchanged,
+# at about 1 µs a field (a test holds the rows equal to the ORM's). The others are prepared: the
+# backend's form of a UUID, a datetime, a JSON value, and whatever the model server sent.
+_AS_THEY_ARE = frozenset(
+    {"session", "seq", "role", "content", "status", "client_message_id", "error_code"}
+)
+_PREPARE = [None if f.name in _AS_THEY_ARE else f.get_db_prep_save for f in _MESSAGE_FIELDS]
 _INSERT = (
     f"INSERT INTO {_M} ({', '.join(_MESSAGE_COLUMNS)}) "
     f"VALUES ({', '.join(['%s'] * len(_MESSAGE_COLUMNS))})"
@@ -82,6 +90,29 @@ def lease_take_if_free(
     return None if row is None else (row[0], row[1])
 
 
+def _progress_sql(lease: str) -> str:
+    return (
+        f"UPDATE {_S} SET last_seq = last_seq + %s, last_activity_at = %s, updated_at = %s, "
+        f"{lease} WHERE id = %s RETURNING last_seq"
+    )
+
+
+_OWNER = "CASE WHEN active_turn_id = %s THEN {} ELSE {} END"
+# The end of the turn that holds the lease: no lease, and the calls it leaves pending.
+_PROGRESS_END = _progress_sql(
+    f"active_turn_id = {_OWNER.format('NULL', 'active_turn_id')}, "
+    f"active_turn_expires_at = {_OWNER.format('NULL', 'active_turn_expires_at')}, "
+    f"cancel_turn_id = {_OWNER.format('NULL', 'cancel_turn_id')}, "
+    f"pending_tool_calls = {_OWNER.format('%s', 'pending_tool_calls')}"
+)
+# A step of a turn that goes on: its lease renewed. Calls still pending while the turn runs are
+# the approved ones it is about to run: its first stored step holds their results.
+_PROGRESS_RENEW = _progress_sql(
+    f"active_turn_expires_at = {_OWNER.format('%s', 'active_turn_expires_at')}, "
+    f"pending_tool_calls = {_OWNER.format('NULL', 'pending_tool_calls')}"
+)
+
+
 def turn_progress(
     *,
     session_pk: int,
@@ -97,29 +128,14 @@ def turn_progress(
     The session's new ``last_seq``; None if it is gone."""
     stamp = _stamp(now)
     turn = _uuid(turn_id)
-    owner = "CASE WHEN active_turn_id = %s THEN {} ELSE {} END"
     if finished:
-        lease = (
-            f"active_turn_id = {owner.format('NULL', 'active_turn_id')}, "
-            f"active_turn_expires_at = {owner.format('NULL', 'active_turn_expires_at')}, "
-            f"cancel_turn_id = {owner.format('NULL', 'cancel_turn_id')}, "
-            f"pending_tool_calls = {owner.format('%s', 'pending_tool_calls')}"
-        )
+        sql = _PROGRESS_END
         params = [turn, turn, turn, turn, _PENDING.get_db_prep_save(pending_tool_calls, connection)]
     else:
-        # Calls still pending while the turn runs are the approved ones it is about to run:
-        # its first stored step holds their results.
-        lease = (
-            f"active_turn_expires_at = {owner.format('%s', 'active_turn_expires_at')}, "
-            f"pending_tool_calls = {owner.format('NULL', 'pending_tool_calls')}"
-        )
+        sql = _PROGRESS_RENEW
         params = [turn, _stamp(expires), turn]
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {_S} SET last_seq = last_seq + %s, last_activity_at = %s, updated_at = %s, "
-            f"{lease} WHERE id = %s RETURNING last_seq",
-            [added, stamp, stamp, *params, session_pk],
-        )
+        cursor.execute(sql, [added, stamp, stamp, *params, session_pk])
         row = cursor.fetchone()
     return None if row is None else row[0]
 
@@ -157,8 +173,8 @@ def messages_insert(
         )
         rows.append(
             [
-                f.get_db_prep_save(v, connection)
-                for f, v in zip(_MESSAGE_FIELDS, values, strict=True)
+                v if prepare is None else prepare(v, connection)
+                for prepare, v in zip(_PREPARE, values, strict=True)
             ]
         )
     with connection.cursor() as cursor:

@@ -188,17 +188,18 @@ def turn_record(
                 messages=messages,
                 now=now,
             )
-        ToolApproval.objects.bulk_create(
-            ToolApproval(
-                session_id=session_pk,
-                call_id=call["id"],
-                tool_name=call["name"],
-                turn_id=turn_id,
-                requested_at=now,
+        approvals = [call for call in pending_tool_calls or () if _is_approval(call)]
+        if approvals:  # the ORM's bulk_create costs even with nothing to insert
+            ToolApproval.objects.bulk_create(
+                ToolApproval(
+                    session_id=session_pk,
+                    call_id=call["id"],
+                    tool_name=call["name"],
+                    turn_id=turn_id,
+                    requested_at=now,
+                )
+                for call in approvals
             )
-            for call in pending_tool_calls or ()
-            if _is_approval(call)
-        )
 
 
 def turn_step_record(
