@@ -69,14 +69,34 @@ DRAIN_SECONDS = 0.25
 ByteReader = Callable[[], Awaitable[bytes]]
 
 
+def _drop_tracebacks(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc``'s causes (the transport's own errors).
+
+    aiohttp ends every read of a response closed before its end (a hung-up call) by raising
+    one exception object that it shares between all responses. Each raise adds the reading
+    frames to that object's traceback, so it would keep every such response, with its stream
+    reader, its buffers and its connection, for the life of the process (docs/security.md,
+    "Slow readers"). The runtime raises its own error in their place anyway.
+    """
+    cause: BaseException | None = exc
+    while cause is not None:
+        if cause is not exc or isinstance(exc, aiohttp.ClientError):
+            cause.__traceback__ = None
+        cause = cause.__cause__
+
+
 def _byte_reader(response: httpx.Response) -> ByteReader:
     """A function returning the body's next bytes as they arrive; ``b""`` at its end."""
     chunks = response.aiter_bytes()
 
     async def read() -> bytes:
-        async for chunk in chunks:
-            if chunk:
-                return chunk
+        try:
+            async for chunk in chunks:
+                if chunk:
+                    return chunk
+        except (httpx.TransportError, aiohttp.ClientError) as exc:
+            _drop_tracebacks(exc)
+            raise
         return b""
 
     return read

@@ -375,3 +375,39 @@ async def test_events_cut_anywhere_by_the_network_arrive_whole(
         await client.aclose()
         server.close()
     assert deltas == [ContentDelta("été"), ContentDelta("b"), StreamEnd("stop", {}, "m1")]
+
+
+async def test_a_hung_up_call_leaves_no_response_behind(settings) -> None:  # type: ignore[no-untyped-def]
+    """aiohttp ends the reads of a closed response with one exception object that it shares
+    between all responses: each raise used to add the reader's frames to its traceback, which
+    then kept every hung-up response (its buffers, its connection) for good."""
+    import asyncio
+    import gc
+
+    import aiohttp
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await answer_headers(reader, writer)
+        piece = sse(delta(content="hi"), done=False)
+        writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        await writer.drain()
+        await reader.read()  # until the client hangs up
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    settings.LLM_PROXY_URL = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    settings.LLM_HTTP_TRANSPORT = "aiohttp"
+    client = OpenAIChatClient()
+    try:
+        for _ in range(3):
+            stream = client.stream_chat(messages=[{"role": "user", "content": "x"}])
+            deltas = aiter(stream)
+            assert await anext(deltas) == ContentDelta("hi")
+            await stream.hang_up()
+            with pytest.raises(UpstreamDisconnected):
+                await anext(deltas)
+            del stream, deltas
+    finally:
+        await client.aclose()
+        server.close()
+    gc.collect()
+    assert not [o for o in gc.get_objects() if isinstance(o, aiohttp.ClientResponse)]
