@@ -16,6 +16,7 @@ from functools import cache
 from django.conf import settings
 from django.utils.module_loading import import_string
 
+from streaming.runs.memory import release_freed_memory_soon
 from streaming.runs.run import EVENT_ID_STRIDE, Logged, Run
 
 
@@ -92,6 +93,7 @@ class InProcessBroker(RunBroker):
     def run_started(self, run: Run) -> None:
         self._runs[run.session_id] = run
         run.on_end.append(self._keep)
+        run.on_end.append(release_freed_memory_soon)
 
     def _keep(self, run: Run) -> None:
         run.pack()

@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 from agent_runtime.errors import BrokerUnavailable
 from streaming.engine.events import HEARTBEAT
 from streaming.runs.broker import RunBroker, RunInfo
+from streaming.runs.memory import release_freed_memory_soon
 from streaming.runs.run import Logged, Run, events_decode, events_encode
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ class RedisBroker(RunBroker):
 
     def run_started(self, run: Run) -> None:
         self._copies[run] = _Copy(run)
+        run.on_end.append(release_freed_memory_soon)
         changed = self._changed_runs
         wake = self._wake
 

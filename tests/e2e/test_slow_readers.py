@@ -87,10 +87,11 @@ def settle(pid: int) -> int:
     return samples[-1]
 
 
+# Not strict: the probe met both limits in one run of four (an XPASS must not fail the suite).
 @pytest.mark.xfail(
-    strict=True,
-    reason="not met yet: with the send buffers capped the turns stop after about 100 KiB each, "
-    "but RSS still grows by about 55 MB and stays there (docs/security.md, Slow readers)",
+    strict=False,
+    reason="not met reliably yet: the turns stop after about 100 KiB each, but RSS grows by "
+    "40 to 52 MB and is +21 to +40 MB after the clients leave (docs/security.md, Slow readers)",
 )
 def test_clients_that_never_read_do_not_grow_memory(rt: Runtime, devllm: DevLLM) -> None:
     pid = rt.process.pid

@@ -1,0 +1,17 @@
+"""Trimming the heap after runs end."""
+
+import asyncio
+
+from streaming.runs import memory
+
+
+async def test_runs_ending_together_trim_the_heap_once_after_the_last(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    calls: list[int] = []
+    monkeypatch.setattr(memory, "_trim", calls.append)
+    monkeypatch.setattr(memory, "TRIM_DELAY_SECONDS", 0.05)
+    for _ in range(3):
+        memory.release_freed_memory_soon()
+        await asyncio.sleep(0.02)
+    assert calls == []
+    await asyncio.sleep(0.1)
+    assert calls == [0]
