@@ -13,7 +13,7 @@ floor, ... Prints each server's instructions per token and the runtime's ratio t
 The development LLM paces tokens ``--token-delay-ms`` apart. Under valgrind a server is 20
 to 50 times slower; if it cannot keep up, several tokens reach it in one read and cost less
 each, so the delay must leave it idle between tokens: a run whose long turns took much longer
-than ``tokens × delay`` is flagged. The cancel watcher's poll is set to once a minute (as in
+than ``tokens * delay`` is flagged. The cancel watcher's poll is set to once a minute (as in
 ``bench.instructions``), so a per-second cost does not weigh 50 times more per token.
 """
 
@@ -32,8 +32,16 @@ import urllib.request
 from pathlib import Path
 
 from bench.instructions import prepare, python_of, seed_sessions
-from bench.procs import BASE_DIR, BENCH_KEY, Pinning, Server, _wait_up, free_port, runtime_env
-from bench.procs import start_devllm
+from bench.procs import (
+    BASE_DIR,
+    BENCH_KEY,
+    Pinning,
+    Server,
+    _wait_up,
+    free_port,
+    runtime_env,
+    start_devllm,
+)
 from bench.run import loadgen
 
 FLOOR = "floor"
@@ -132,9 +140,7 @@ def measure(
         assert isinstance(target, Path)
         db_url = f"sqlite:///{scratch / f'{tag}.sqlite3'}"
         prepare(target, db_url, scratch / "migrate.log")
-        warm, short, long = (
-            seed_sessions(target, db_url, f"{tag}-{k}", streams) for k in "wsl"
-        )
+        warm, short, long = (seed_sessions(target, db_url, f"{tag}-{k}", streams) for k in "wsl")
     server, out_file = start(target, devllm, scratch, tag)
     spec = {
         "mode": "count",
@@ -158,7 +164,8 @@ def measure(
             walls.append(time.monotonic() - started)
             subprocess.run(["callgrind_control", "-d", str(server.pid)], check=True)
             if result["errors"]:
-                raise RuntimeError(f"{tag}: {result['errors']} turns failed: {result['error_samples']}")
+                failed = f"{result['errors']} turns failed: {result['error_samples']}"
+                raise RuntimeError(f"{tag}: {failed}")
         subprocess.run(["callgrind_control", "-i", "off", str(server.pid)], check=True)
     finally:
         server.stop()
@@ -191,7 +198,9 @@ def main() -> None:
     targets: list[str | Path] = [] if args.no_floor else [FLOOR]
     targets += [Path(c).resolve() for c in args.checkout] or [BASE_DIR]
     scratch = Path(tempfile.mkdtemp(prefix="agent-runtime-pertoken-"))
-    devllm = start_devllm(scratch, Pinning(None, None), token_delay_ms=args.token_delay_ms, tokens=1)
+    devllm = start_devllm(
+        scratch, Pinning(None, None), token_delay_ms=args.token_delay_ms, tokens=1
+    )
     results: dict[str, list[float]] = {str(t): [] for t in targets}
     try:
         for round_ in range(args.rounds):
@@ -199,13 +208,15 @@ def main() -> None:
                 tag = f"{dt.datetime.now():%H%M%S}-r{round_}-c{n}"
                 found = measure(target, devllm, scratch, args, tag)
                 results[str(target)].append(found["per_token"])
-                flag = " (LAGGED: tokens may have been batched)" if (
-                    found["long_wall_s"] > 1.25 * found["paced_s"] + 10
-                ) else ""
+                flag = (
+                    " (LAGGED: tokens may have been batched)"
+                    if (found["long_wall_s"] > 1.25 * found["paced_s"] + 10)
+                    else ""
+                )
                 print(
                     f"{target}: {found['per_token']:,.0f} instructions per token, "
                     f"{found['per_turn'] / 1e6:.2f} M per one-token turn; {args.streams} streams "
-                    f"× {args.tokens} tokens in {found['long_wall_s']:.0f} s "
+                    f"x {args.tokens} tokens in {found['long_wall_s']:.0f} s "
                     f"(paced {found['paced_s']:.0f} s){flag}",
                     flush=True,
                 )
@@ -216,7 +227,7 @@ def main() -> None:
     print("\n| server | instructions per token (each round) | vs floor |\n|---|---|---|")
     for target, values in results.items():
         ratios = (
-            ", ".join(f"{v / f:.2f}×" for v, f in zip(values, floor, strict=False))
+            ", ".join(f"{v / f:.2f}x" for v, f in zip(values, floor, strict=False))
             if floor and target != FLOOR
             else ""
         )
