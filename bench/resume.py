@@ -1,4 +1,4 @@
-"""Runs' event logs: ``uv run python -m bench resume [--streams 50] [--window 8]``.
+"""Runs' event logs: ``uv run python -m bench resume [--streams 50] [--window 8] [--runs 1]``.
 
 1. Added latency: two runtimes (one worker each) on one database and one Redis. Each stream is
    posted to the first and followed, by ``GET /agent/sessions/{id}/stream``, through the other;
@@ -7,6 +7,10 @@
 2. CPU per token at ``--streams`` concurrent streams (closed loop): the runtime's CPU seconds
    over the tokens it relayed in the window, with the in-process broker and with Redis; and
    Redis's own CPU per token beside it.
+
+``--runs N`` repeats both, off and on interleaved, and prints each figure's median and range;
+``--baseline DIR`` measures another checkout's runtime (e.g. main's) with Redis on too, in the
+same runs, for a before/after on a noisy machine.
 
 The development LLM sends 256 tokens, 10 ms apart. The runtime is pinned to one core; the
 LLM, Redis and this client to the others. Prints figures; asserts nothing.
@@ -20,8 +24,11 @@ import os
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -35,6 +42,7 @@ from bench.procs import (
     cpu_seconds,
     free_port,
     migrate,
+    runtime_env,
     start_devllm,
     start_runtime,
 )
@@ -134,11 +142,49 @@ async def cpu_per_token(url: str, pids: dict[str, int], streams: int, window: fl
     }
 
 
+def start_baseline(
+    checkout: Path, scratch: Path, pinning: Pinning, *, db_url: str, llm_url: str, redis_url: str
+) -> Server:
+    """A runtime from another checkout's code (this one's interpreter), on the runtime's core."""
+    port = free_port()
+    log = scratch / f"baseline-{port}.log"
+    env = runtime_env(db_url, llm_url, {"AGENT_RUNTIME__REDIS_URL": redis_url})
+    command = [*pinning.prefix(pinning.server), sys.executable, "-m"]
+    command += ["uvicorn", "agent_runtime.asgi:application", "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", "1", "--lifespan", "off", "--no-access-log"]
+    with log.open("ab") as handle:
+        process = subprocess.Popen(
+            command, env=env, stdout=handle, stderr=subprocess.STDOUT, cwd=checkout
+        )
+    server = Server("baseline", f"http://127.0.0.1:{port}", process, log)
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(server.url + "/health", timeout=2):
+                return server
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            if process.poll() is not None:
+                break
+            time.sleep(0.1)
+    raise RuntimeError(f"the baseline did not come up:\n{log.read_text()[-3000:]}")
+
+
+def spread(values: list[float], unit: str, digits: int = 1) -> str:
+    """Median [min to max] of the runs."""
+    low, mid, high = min(values), statistics.median(values), max(values)
+    return f"{mid:.{digits}f} {unit} [{low:.{digits}f} to {high:.{digits}f}]"
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--streams", type=int, default=50)
     parser.add_argument("--latency-streams", type=int, default=10)
     parser.add_argument("--window", type=float, default=8.0)
+    parser.add_argument(
+        "--runs", type=int, default=1, help="repetitions, off and on interleaved in each"
+    )
+    parser.add_argument(
+        "--baseline", type=Path, help="another checkout's code (main's), also with Redis on"
+    )
     args = parser.parse_args(argv)
     pinning = Pinning.detect()
     pinning.pin_self()
@@ -147,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     migrate(db_url, scratch / "migrate.log")
     servers: list[Server] = []
     redis, redis_url = start_redis(pinning, scratch)
+    rows: list[dict[str, Any]] = []
     try:
         devllm = start_devllm(scratch, pinning, token_delay_ms=10, tokens=256)
         servers.append(devllm)
@@ -160,29 +207,61 @@ def main(argv: list[str] | None = None) -> None:
             servers.append(server)
             return server
 
+        # All started first, then measured in turn: an idle runtime takes no CPU.
         plain = runtime()
-        pids = {"runtime": plain.pid}
-        off = asyncio.run(cpu_per_token(plain.url, pids, args.streams, args.window))
-        plain.stop()
         first, other = runtime(redis_url=redis_url), runtime(redis_url=redis_url)
-        pids = {"runtime": first.pid, "redis": redis.pid}
-        on = asyncio.run(cpu_per_token(first.url, pids, args.streams, args.window))
-        lat = asyncio.run(latency(first.url, other.url, args.latency_streams))
+        arms = {"this": (first, other)}
+        if args.baseline:
+            started = [
+                start_baseline(
+                    args.baseline,
+                    scratch,
+                    pinning,
+                    db_url=db_url,
+                    llm_url=devllm.url,
+                    redis_url=redis_url,
+                )
+                for _ in range(2)
+            ]
+            servers += started
+            arms = {"baseline": (started[0], started[1]), **arms}
+        for run in range(args.runs):
+            row: dict[str, Any] = {"load": os.getloadavg()[0]}
+            off = asyncio.run(
+                cpu_per_token(plain.url, {"runtime": plain.pid}, args.streams, args.window)
+            )
+            row["off"] = off["runtime_us_per_token"]
+            for name, (writer, reader) in arms.items():
+                pids = {"runtime": writer.pid, "redis": redis.pid}
+                on = asyncio.run(cpu_per_token(writer.url, pids, args.streams, args.window))
+                lat = asyncio.run(latency(writer.url, reader.url, args.latency_streams))
+                row[name] = {
+                    "on": on["runtime_us_per_token"],
+                    "ratio": on["runtime_us_per_token"] / row["off"],
+                    "redis": on["redis_us_per_token"],
+                    **lat,
+                }
+            rows.append(row)
+            print(f"run {run + 1}: {row}", flush=True)
     finally:
         for server in servers:
             server.stop()
         redis.terminate()
         shutil.rmtree(scratch, ignore_errors=True)
 
-    ratio = on["runtime_us_per_token"] / off["runtime_us_per_token"]
     print(f"\nRuns' event logs, {args.streams} streams x 256 tokens at 10 ms (pinning {pinning})")
-    print(f"  machine load average (1, 5, 15 min) at the end: {os.getloadavg()}")
-    print(f"  CPU per token, in-process broker: {off['runtime_us_per_token']:.1f} us")
-    print(
-        f"  CPU per token, Redis broker:      {on['runtime_us_per_token']:.1f} us "
-        f"({ratio:.2f}x), plus Redis itself {on['redis_us_per_token']:.1f} us"
-    )
-    print(
-        f"  added latency to a resumed reader on the other worker ({lat['events']} events, "
-        f"{args.latency_streams} streams): p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms"
-    )
+    print(f"  {args.runs} runs; median [min to max] of the runs")
+    print(f"  machine load average (1 min) at each run's start: {[r['load'] for r in rows]}")
+    print(f"  CPU per token, in-process broker: {spread([r['off'] for r in rows], 'us')}")
+    for name in arms:
+        label = f"Redis broker ({name})" if args.baseline else "Redis broker"
+        got = [r[name] for r in rows]
+        print(f"  CPU per token, {label}: {spread([g['on'] for g in got], 'us')}")
+        print(f"    ratio to in-process: {spread([g['ratio'] for g in got], 'x', 2)}")
+        print(f"    Redis itself: {spread([g['redis'] for g in got], 'us')}")
+        print(
+            f"    added latency to a resumed reader on the other worker "
+            f"({sum(g['events'] for g in got)} events, {args.latency_streams} streams per run): "
+            f"p50 {spread([g['p50_ms'] for g in got], 'ms', 2)}, "
+            f"p99 {spread([g['p99_ms'] for g in got], 'ms', 2)}"
+        )

@@ -17,7 +17,6 @@ import contextvars
 import logging
 from collections.abc import AsyncIterator
 from datetime import datetime
-from typing import Any
 
 import redis.asyncio as redis
 from django.conf import settings
@@ -40,12 +39,61 @@ def _keys(session_id: str, turn_id: str) -> tuple[str, str]:
     return PREFIX + session_id, f"{PREFIX}{session_id}:{turn_id}"
 
 
+# One write of every changed run's news, in one round trip. ``ARGV[4]`` holds, per run, its
+# session id and turn id (its keys; ``PREFIX`` is ARGV[5]), an op string and the ops' fields,
+# each ended by a newline (none holds one: session ids are validated, orjson escapes it):
+# ``h`` turn, base, started: the new run's hash; ``x`` entry id, events: an entry; ``X`` the
+# same, ending the run; ``e`` turn: the run ended, its keys expire in ARGV[2] seconds; ``r``:
+# its keys expire in ARGV[3] seconds (a running run's, refreshed). One command with five
+# arguments, not a pipeline of several commands per run: the client's CPU goes per command and
+# per argument (packing, reading replies), not per byte. (The keys are not declared: right for
+# one Redis server, not for Redis Cluster, which the pipeline across runs did not suit either.)
+_WRITE = """
+local maxlen, ttl, running_ttl, news, PREFIX = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local at = 1
+local function field()
+  local stop = string.find(news, '\\n', at, true)
+  local value = string.sub(news, at, stop - 1)
+  at = stop + 1
+  return value
+end
+while at <= #news do
+  local meta = PREFIX .. field()
+  local stream = meta .. ':' .. field()
+  local ops = field()
+  for i = 1, #ops do
+    local op = string.sub(ops, i, i)
+    if op == 'h' then
+      local turn, base, started = field(), field(), field()
+      redis.call('HSET', meta, 'turn', turn, 'base', base, 'started', started, 'ended', '')
+    elseif op == 'x' then
+      local id, events = field(), field()
+      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id, 'e', events)
+    elseif op == 'X' then
+      local id, events = field(), field()
+      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id, 'e', events, 'end', 1)
+    elseif op == 'e' then
+      redis.call('HSET', meta, 'ended', field())
+      redis.call('EXPIRE', meta, ttl)
+      redis.call('EXPIRE', stream, ttl)
+    elseif op == 'r' then
+      redis.call('EXPIRE', meta, running_ttl)
+      redis.call('EXPIRE', stream, running_ttl)
+    end
+  end
+end
+return 0
+"""
+
+
 class _Copy:
     """How much of one run is in Redis."""
 
-    __slots__ = ("refreshed_at", "written")
+    __slots__ = ("ids", "refreshed_at", "turn", "written")
 
-    def __init__(self) -> None:
+    def __init__(self, run: Run) -> None:
+        self.ids = f"{run.session_id}\n{run.turn_id}".encode()
+        self.turn = run.turn_id.encode()
         self.written = -1  # -1: not even its hash
         self.refreshed_at = 0.0
 
@@ -61,24 +109,32 @@ class RedisBroker(RunBroker):
             socket_timeout=settings.HEARTBEAT_SECONDS + 10,
             retry=Retry(NoBackoff(), 1),
         )
+        self._write_script = self.client.register_script(_WRITE)
         self._copies: dict[Run, _Copy] = {}
+        #: The runs changed since the last write, in order (a dict as an ordered set).
+        self._changed_runs: dict[Run, None] = {}
+        self._swept_at = 0.0
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
 
     # Writing. ---------------------------------------------------------------------------------
 
     def run_started(self, run: Run) -> None:
-        self._copies[run] = _Copy()
-        run.on_change = self._changed
-        self._changed()
+        self._copies[run] = _Copy(run)
+        changed = self._changed_runs
+        wake = self._wake
 
-    def _changed(self) -> None:
+        def on_change() -> None:  # per event: as little as can be
+            changed[run] = None
+            wake.set()
+
+        run.on_change = on_change
         if self._writer is None or self._writer.done():
             # A fresh context: the writer outlives the request that started it.
             self._writer = asyncio.get_running_loop().create_task(
                 self._write_loop(), context=contextvars.Context()
             )
-        self._wake.set()
+        on_change()
 
     async def _write_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -92,53 +148,55 @@ class RedisBroker(RunBroker):
                 await asyncio.sleep(pause)
 
     async def _write(self, now: float) -> None:
-        """One pipeline with the new events of every run; then forget the runs that ended."""
+        """One command with the news of every changed run; then forget the runs that ended."""
         ttl = int(settings.RUN_EVENTS_TTL_SECONDS)
         # While a run goes on its keys are refreshed; a dead worker's expire by themselves.
         running_ttl = ttl + int(settings.TURN_LEASE_SECONDS)
-        pipe = self.client.pipeline(transaction=False)
+        runs = self._changed_runs.copy()  # the runs' hooks hold the dict itself
+        self._changed_runs.clear()
+        if now - self._swept_at > running_ttl / 3:  # the quiet runs' keys too
+            self._swept_at = now
+            runs.update(dict.fromkeys(self._copies))
+        news: list[bytes] = []
         written: list[tuple[Run, int, bool]] = []
-        for run, copy in self._copies.items():
-            meta, stream = _keys(run.session_id, run.turn_id)
+        for run in runs:
+            copy = self._copies.get(run)
+            if copy is None:  # forgotten since it changed
+                continue
             count, ended = len(run.log), run.ended
+            first = max(copy.written, 0)
+            ops = b""
+            at = len(news)
+            news.append(ops)
             if copy.written < 0:
-                pipe.hset(
-                    meta,
-                    mapping={
-                        "turn": run.turn_id,
-                        "base": run.base,
-                        "started": run.started_at.isoformat(),
-                        "ended": "",
-                    },
-                )
-            if count > max(copy.written, 0):
-                first = max(copy.written, 0)
-                fields: dict[str, Any] = {"e": events_encode(first + 1, run.log[first:count])}
-                if ended:
-                    fields["end"] = 1
-                pipe.xadd(
-                    stream,
-                    fields,
-                    id=f"{count}-0",
-                    maxlen=settings.RUN_EVENTS_MAX_ENTRIES,
-                    approximate=True,
-                )
-            elif ended:
-                pipe.xadd(stream, {"e": events_encode(count + 1, []), "end": 1}, id=f"{count}-1")
+                ops += b"h"
+                news += (copy.turn, b"%d" % run.base, run.started_at.isoformat().encode())
+            if count > first:
+                ops += b"X" if ended else b"x"
+                news += (b"%d-0" % count, events_encode(first + 1, run.log[first:count]))
+            elif ended:  # an end mark without events
+                ops += b"X"
+                news += (b"%d-1" % count, events_encode(count + 1, []))
             if ended:
                 # The turn's id, not a flag: a newer turn may already have taken the hash.
-                pipe.hset(meta, "ended", run.turn_id)
-                pipe.expire(meta, ttl)
-                pipe.expire(stream, ttl)
-            elif now - copy.refreshed_at > running_ttl / 3:
+                ops += b"e"
+                news.append(copy.turn)
+            elif now - copy.refreshed_at > running_ttl / 3 or (first == 0 and count):
+                # Also when its stream is new, so that it never lives without a TTL.
                 copy.refreshed_at = now
-                pipe.expire(meta, running_ttl)
-                pipe.expire(stream, running_ttl)
+                ops += b"r"
+            if not ops:
+                news.pop()
+                continue
+            news[at] = ops
+            news.insert(at, copy.ids)
             written.append((run, count, ended))
-        if not len(pipe):
+        if not written:
             return
+        news.append(b"")
+        args = (settings.RUN_EVENTS_MAX_ENTRIES, ttl, running_ttl, b"\n".join(news), PREFIX)
         try:
-            await pipe.execute()
+            await self._write_script(args=args)
         except (RedisError, OSError):
             logger.warning("event broker: writing to Redis failed", exc_info=True)
             # Their copies now have a gap: stop copying these runs; they still run and store.
@@ -146,7 +204,10 @@ class RedisBroker(RunBroker):
                 self._forget(run)
             return
         for run, count, ended in written:
-            self._copies[run].written = count
+            copy = self._copies.get(run)
+            if copy is None:
+                continue
+            copy.written = count
             if ended:  # as it was when written: it may have ended since, unwritten
                 self._forget(run)
 
