@@ -297,11 +297,12 @@ async def run_count(client: Client, spec: dict[str, Any]) -> dict[str, Any]:
     queue = list(spec["sessions"])
     pids = spec.get("pids", {})
     outcomes: list[Outcome] = []
+    limit_s = spec.get("turn_limit_s", 60)
 
     async def worker(pool: list[str], record: bool) -> None:
         conn = await connect(client.host, client.port, client.kind)
         while pool:
-            conn, outcome = await client.turn(conn, client.payload(pool.pop(), 0), 60)
+            conn, outcome = await client.turn(conn, client.payload(pool.pop(), 0), limit_s)
             if record:
                 outcomes.append(outcome)
         if conn.transport is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -66,7 +66,15 @@ def retry_after_seconds(value: str | None) -> float | None:
 #: the connection for the next turn; a response closed before its end closes its connection.
 DRAIN_SECONDS = 0.25
 
-ByteReader = Callable[[], Awaitable[bytes]]
+
+def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body's bytes as they arrive. Without a content coding the raw bytes are the body:
+    reading them skips a generator layer and the identity decoder for every chunk. (A body
+    read already, as a mocked response's, is only there decoded.)"""
+    coding = response.headers.get("Content-Encoding", "").strip().lower()
+    if coding in ("", "identity") and not response.is_stream_consumed:
+        return response.aiter_raw()
+    return response.aiter_bytes()
 
 
 def _drop_tracebacks(exc: BaseException) -> None:
@@ -85,28 +93,11 @@ def _drop_tracebacks(exc: BaseException) -> None:
         cause = cause.__cause__
 
 
-def _byte_reader(response: httpx.Response) -> ByteReader:
-    """A function returning the body's next bytes as they arrive; ``b""`` at its end."""
-    chunks = response.aiter_bytes()
-
-    async def read() -> bytes:
-        try:
-            async for chunk in chunks:
-                if chunk:
-                    return chunk
-        except (httpx.TransportError, aiohttp.ClientError) as exc:
-            _drop_tracebacks(exc)
-            raise
-        return b""
-
-    return read
-
-
-async def _drain(read: ByteReader) -> None:
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
     """Read what follows ``[DONE]`` (normally nothing: the body's end), for a short while."""
     with contextlib.suppress(TimeoutError, httpx.TransportError, aiohttp.ClientError):
         async with asyncio.timeout(DRAIN_SECONDS):
-            while await read():
+            async for _ in chunks:
                 pass
 
 
@@ -188,68 +179,33 @@ class OpenAIChatClient:
         return stream
 
     async def _stream(self, request: httpx.Request, stream: ChatStream) -> AsyncIterator[Delta]:
-        try:
-            response = await self.http.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            # A connect timeout may be retried; a read timeout before the headers may not.
-            if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-                if not _timed_out(exc):
-                    raise UpstreamUnavailable() from exc
-                raise UpstreamUnavailable(
-                    "Timed out connecting to the language model server."
-                ) from exc
-            raise UpstreamTimeout() from exc
-        except httpx.TransportError as exc:
-            raise UpstreamUnavailable() from exc
+        # One generator from the response's bytes to the deltas: every layer of async
+        # iteration costs per token.
+        response = await self._send(request)
         stream.response = response
         try:
             if stream.hung_up:
                 raise UpstreamDisconnected("The call was hung up.")
             if response.status_code != 200:
                 await self._raise_for_status(response)
-            async for delta in self._deltas(response):
-                yield delta
-        finally:
-            # Closing the response closes the connection: that is how the model server learns
-            # to stop generating when our client goes away.
-            await response.aclose()
-
-    async def _raise_for_status(self, response: httpx.Response) -> None:
-        try:
-            body = (await response.aread())[:500].decode(errors="replace")
-        except httpx.TransportError:
-            body = ""
-        # The body may name the upstream's internals or quote the request: the log has it,
-        # the client gets the status and a generic message.
-        logger.warning(
-            "upstream error response",
-            extra={"upstream_status": response.status_code, "upstream_body": body},
-        )
-        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
-        if response.status_code == 429:
-            raise UpstreamRateLimited(retry_after=retry_after)
-        raise UpstreamHTTPError(
-            response.status_code,
-            f"The language model server answered HTTP {response.status_code}.",
-            retry_after=retry_after,
-        )
-
-    async def _deltas(self, response: httpx.Response) -> AsyncIterator[Delta]:
-        content_type = response.headers.get("Content-Type", "")
-        if "text/event-stream" not in content_type:
-            raise UpstreamProtocolError(
-                f"The language model server answered {content_type!r}, not an event stream."
-            )
-        loop_time = asyncio.get_running_loop().time
-        deadline = loop_time() + self.total_timeout
-        finish_reason: str | None = None
-        usage: dict[str, int] = {}
-        model = ""
-        read = _byte_reader(response)
-        events = UpstreamEvents()
-        try:
+            content_type = response.headers.get("Content-Type", "")
+            if "text/event-stream" not in content_type:
+                raise UpstreamProtocolError(
+                    f"The language model server answered {content_type!r}, not an event stream."
+                )
+            loop_time = asyncio.get_running_loop().time
+            deadline = loop_time() + self.total_timeout
+            finish_reason: str | None = None
+            usage: dict[str, int] = {}
+            model = ""
+            chunks = _body_chunks(response)
+            next_chunk = chunks.__anext__
+            events = UpstreamEvents()
             while True:
-                received = await read()
+                try:
+                    received = await next_chunk()
+                except StopAsyncIteration:
+                    received = b""
                 if loop_time() > deadline:
                     raise UpstreamTimeout("The language model call exceeded its total timeout.")
                 for data in events.feed(received) if received else events.close():
@@ -260,7 +216,7 @@ class OpenAIChatClient:
                             # answer is whole.
                             raise UpstreamDisconnected("The stream ended without a finish reason.")
                         yield StreamEnd(finish_reason, usage, model)
-                        await _drain(read)
+                        await _drain(chunks)
                         return
                     if not data:
                         continue
@@ -292,14 +248,55 @@ class OpenAIChatClient:
                         raise UpstreamProtocolError() from exc
                 if not received:
                     break
+            # The body ended without [DONE]: some servers do that after a finish_reason.
+            if finish_reason is None:
+                raise UpstreamDisconnected()
+            yield StreamEnd(finish_reason, usage, model)
         except (httpx.ReadTimeout, aiohttp.ServerTimeoutError) as exc:
+            _drop_tracebacks(exc)
             raise UpstreamTimeout() from exc
         except (httpx.TransportError, aiohttp.ClientError) as exc:
+            _drop_tracebacks(exc)
             raise UpstreamDisconnected() from exc
-        # The body ended without [DONE]: some servers do that after a finish_reason.
-        if finish_reason is None:
-            raise UpstreamDisconnected()
-        yield StreamEnd(finish_reason, usage, model)
+        finally:
+            # Closing the response closes the connection: that is how the model server learns
+            # to stop generating when our client goes away.
+            await response.aclose()
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self.http.send(request, stream=True)
+        except httpx.TimeoutException as exc:
+            # A connect timeout may be retried; a read timeout before the headers may not.
+            if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+                if not _timed_out(exc):
+                    raise UpstreamUnavailable() from exc
+                raise UpstreamUnavailable(
+                    "Timed out connecting to the language model server."
+                ) from exc
+            raise UpstreamTimeout() from exc
+        except httpx.TransportError as exc:
+            raise UpstreamUnavailable() from exc
+
+    async def _raise_for_status(self, response: httpx.Response) -> None:
+        try:
+            body = (await response.aread())[:500].decode(errors="replace")
+        except httpx.TransportError:
+            body = ""
+        # The body may name the upstream's internals or quote the request: the log has it,
+        # the client gets the status and a generic message.
+        logger.warning(
+            "upstream error response",
+            extra={"upstream_status": response.status_code, "upstream_body": body},
+        )
+        retry_after = retry_after_seconds(response.headers.get("Retry-After"))
+        if response.status_code == 429:
+            raise UpstreamRateLimited(retry_after=retry_after)
+        raise UpstreamHTTPError(
+            response.status_code,
+            f"The language model server answered HTTP {response.status_code}.",
+            retry_after=retry_after,
+        )
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -411,3 +411,34 @@ async def test_a_hung_up_call_leaves_no_response_behind(settings) -> None:  # ty
         server.close()
     gc.collect()
     assert not [o for o in gc.get_objects() if isinstance(o, aiohttp.ClientResponse)]
+
+
+@pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
+async def test_a_content_coded_stream_is_decoded(settings, transport: str) -> None:  # type: ignore[no-untyped-def]
+    """Only a body without a content coding is read raw; a gzip-coded one is decoded."""
+    import asyncio
+    import gzip
+
+    body = gzip.compress(sse(delta(content="été"), delta(content="b"), finish()))
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        await reader.readexactly(length)
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n%s" % (len(body), body)
+        )
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    settings.LLM_PROXY_URL = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    settings.LLM_HTTP_TRANSPORT = transport
+    client = OpenAIChatClient()
+    try:
+        deltas = await collect(client)
+    finally:
+        await client.aclose()
+        server.close()
+    assert deltas == [ContentDelta("été"), ContentDelta("b"), StreamEnd("stop", {}, "m1")]
