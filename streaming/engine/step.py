@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import orjson
+from django.conf import settings
 
 from sessions.models import Message
 from sessions.records import NewMessage
-from streaming.engine.events import ToolCallReady, ToolResult
+from streaming.engine.events import ToolCallReady, ToolResult, TurnFailed, TurnFinished
 from streaming.llm_client import StreamEnd
 from streaming.tool_calls import ToolCall, ToolCallAssembler, ToolOutcome
 
@@ -114,3 +115,23 @@ def add_usage(total: dict[str, int], usage: dict[str, int]) -> None:
     for key, value in usage.items():
         if isinstance(value, int):
             total[key] = total.get(key, 0) + value
+
+
+def turn_end_after_tools(step: Step, usage: dict[str, int]) -> TurnFinished | TurnFailed | None:
+    """How a turn ends after a step whose calls ran: waiting for client results or approvals,
+    or at the step limit; None when the model is called again."""
+    if waiting := step.waiting_calls():
+        return TurnFinished(
+            "complete",
+            step.end.finish_reason,
+            usage,
+            pending_call_ids=[c.id for c in waiting if not c.awaiting_approval],
+            awaiting_approval=[c.id for c in waiting if c.awaiting_approval],
+        )
+    if step.number >= settings.TOOL_MAX_STEPS:
+        return TurnFailed(
+            "tool_step_limit",
+            f"Stopped after {step.number} model calls that all asked for tools "
+            "(AGENT_RUNTIME__TOOL_MAX_STEPS).",
+        )
+    return None

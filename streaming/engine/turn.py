@@ -32,7 +32,13 @@ from streaming.engine.events import (
 from streaming.engine.heartbeat import HeartbeatTimer
 from streaming.engine.model_call import CALL_END, ModelCall
 from streaming.engine.recording import step_store, turn_store_end
-from streaming.engine.step import Step, add_usage, call_ready_event, denial_event
+from streaming.engine.step import (
+    Step,
+    add_usage,
+    call_ready_event,
+    denial_event,
+    turn_end_after_tools,
+)
 from streaming.llm_client import ContentDelta, StreamEnd, ToolCallDelta, get_llm_client
 from streaming.tool_calls import (
     ToolCall,
@@ -114,24 +120,10 @@ class Turn:
                 if history is not None:
                     self.messages = history
                 yield StepFinished(step.number, step.end.finish_reason, step.end.usage)
-                if waiting := step.waiting_calls():
-                    self.ended_by_step = True
-                    status = Message.Status.COMPLETE
-                    final = TurnFinished(
-                        "complete",
-                        step.end.finish_reason,
-                        self.usage,
-                        pending_call_ids=[c.id for c in waiting if not c.awaiting_approval],
-                        awaiting_approval=[c.id for c in waiting if c.awaiting_approval],
-                    )
-                    break
-                if step.number >= settings.TOOL_MAX_STEPS:
-                    status = Message.Status.COMPLETE
-                    final = TurnFailed(
-                        "tool_step_limit",
-                        f"Stopped after {step.number} model calls that all asked for tools "
-                        "(AGENT_RUNTIME__TOOL_MAX_STEPS).",
-                    )
+                if (end := turn_end_after_tools(step, self.usage)) is not None:
+                    # A step that waits for results or approvals gave up the lease itself.
+                    self.ended_by_step = type(end) is TurnFinished
+                    status, final = Message.Status.COMPLETE, end
                     break
         except TurnCancelled:
             status = Message.Status.CANCELLED
