@@ -28,8 +28,9 @@ from redis.exceptions import RedisError
 from agent_runtime.errors import BrokerUnavailable
 from streaming.engine.events import HEARTBEAT
 from streaming.runs.broker import RunBroker, RunInfo
+from streaming.runs.codec import events_decode, events_encode
 from streaming.runs.memory import release_freed_memory_soon
-from streaming.runs.run import Logged, Run, events_decode, events_encode
+from streaming.runs.run import Logged, Run
 
 logger = logging.getLogger(__name__)
 

@@ -19,15 +19,13 @@ import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from datetime import datetime
-from typing import Any
 
-import orjson
 from django.conf import settings
 from django.utils import timezone
 
 from sessions.records import TurnStart
-from streaming.engine import events as engine_events
 from streaming.engine.events import HEARTBEAT, Heartbeat, TurnEvent, TurnFailed, TurnFinished
+from streaming.runs.codec import events_decode, events_encode
 
 logger = logging.getLogger(__name__)
 
@@ -39,30 +37,6 @@ Logged = tuple[int | None, TurnEvent]
 
 # Running runs; a strong reference keeps each task alive when no request holds it.
 _tasks: set[asyncio.Task[None]] = set()
-
-_EVENT_TYPES: dict[str, Any] = {
-    cls.__name__: cls
-    for cls in (
-        engine_events.TextDelta,
-        engine_events.ToolCallStarted,
-        engine_events.ToolCallArgsDelta,
-        engine_events.ToolCallReady,
-        engine_events.ToolResult,
-        engine_events.StepFinished,
-        engine_events.TurnFinished,
-        engine_events.TurnFailed,
-    )
-}
-
-
-def events_encode(first: int, events: list[TurnEvent]) -> bytes:
-    """Events as bytes: ``[first n, [[type name, fields], ...]]``."""
-    return orjson.dumps([first, [[type(event).__name__, event] for event in events]])
-
-
-def events_decode(raw: bytes) -> tuple[int, list[TurnEvent]]:
-    first, items = orjson.loads(raw)
-    return first, [_EVENT_TYPES[name](**fields) for name, fields in items]
 
 
 class ReaderLagging(Exception):

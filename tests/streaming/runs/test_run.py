@@ -9,14 +9,12 @@ from collections.abc import AsyncIterator
 import pytest
 
 from sessions.records import TurnStart
-from streaming.engine.events import HEARTBEAT, StepFinished, TextDelta, TurnFinished
+from streaming.engine.events import HEARTBEAT, TextDelta, TurnFinished
 from streaming.runs.broker import InProcessBroker
 from streaming.runs.run import (
     EVENT_ID_STRIDE,
     ReaderLagging,
     Run,
-    events_decode,
-    events_encode,
     run_first_reader,
 )
 
@@ -148,12 +146,6 @@ async def test_the_in_process_broker_finds_a_run_and_positions_a_cursor() -> Non
         (base + 2, TextDelta("b")),
     ]
     assert await broker.run_info(session_id="other") is None
-
-
-def test_events_survive_the_redis_encoding() -> None:
-    events = [TextDelta("héllo"), StepFinished(1, "stop", {"total_tokens": 3})]
-    events.append(TurnFinished("complete", "stop", {"total_tokens": 3}))
-    assert events_decode(events_encode(7, events)) == (7, events)
 
 
 async def test_the_cancel_first_reader_reads_the_turn_only_as_fast_as_it_takes_events() -> None:
