@@ -42,7 +42,7 @@ from streaming.chat import (
     get_llm_client,
     reset_llm_client,
 )
-from streaming.upstream_http import aiohttp_session
+from streaming.upstream_http import aiohttp_session, connect_timed_out, drop_cause_tracebacks
 from streaming.upstream_sse import UpstreamEvents
 
 logger = logging.getLogger(__name__)
@@ -77,38 +77,12 @@ def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
     return response.aiter_bytes()
 
 
-def _drop_tracebacks(exc: BaseException) -> None:
-    """Drop the tracebacks of ``exc``'s causes (the transport's own errors).
-
-    aiohttp ends every read of a response closed before its end (a hung-up call) by raising
-    one exception object that it shares between all responses. Each raise adds the reading
-    frames to that object's traceback, so it would keep every such response, with its stream
-    reader, its buffers and its connection, for the life of the process (docs/security.md,
-    "Slow readers"). The runtime raises its own error in their place anyway.
-    """
-    cause: BaseException | None = exc
-    while cause is not None:
-        if cause is not exc or isinstance(exc, aiohttp.ClientError):
-            cause.__traceback__ = None
-        cause = cause.__cause__
-
-
 async def _drain(chunks: AsyncIterator[bytes]) -> None:
     """Read what follows ``[DONE]`` (normally nothing: the body's end), for a short while."""
     with contextlib.suppress(TimeoutError, httpx.TransportError, aiohttp.ClientError):
         async with asyncio.timeout(DRAIN_SECONDS):
             async for _ in chunks:
                 pass
-
-
-def _timed_out(exc: httpx.TimeoutException) -> bool:
-    """Whether a connect "timeout" really was one.
-
-    httpx-aiohttp reports every aiohttp connection error (refused, reset, closed before the
-    headers) as ``httpx.ConnectTimeout``; its cause tells a real timeout from the rest.
-    """
-    cause = exc.__cause__
-    return not isinstance(cause, aiohttp.ClientError) or isinstance(cause, TimeoutError)
 
 
 class OpenAIChatClient:
@@ -253,10 +227,10 @@ class OpenAIChatClient:
                 raise UpstreamDisconnected()
             yield StreamEnd(finish_reason, usage, model)
         except (httpx.ReadTimeout, aiohttp.ServerTimeoutError) as exc:
-            _drop_tracebacks(exc)
+            drop_cause_tracebacks(exc)
             raise UpstreamTimeout() from exc
         except (httpx.TransportError, aiohttp.ClientError) as exc:
-            _drop_tracebacks(exc)
+            drop_cause_tracebacks(exc)
             raise UpstreamDisconnected() from exc
         finally:
             # Closing the response closes the connection: that is how the model server learns
@@ -269,7 +243,7 @@ class OpenAIChatClient:
         except httpx.TimeoutException as exc:
             # A connect timeout may be retried; a read timeout before the headers may not.
             if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
-                if not _timed_out(exc):
+                if not connect_timed_out(exc):
                     raise UpstreamUnavailable() from exc
                 raise UpstreamUnavailable(
                     "Timed out connecting to the language model server."

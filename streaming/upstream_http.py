@@ -1,4 +1,5 @@
-"""The aiohttp session under the upstream client: httpx-aiohttp's, with small read buffers.
+"""The aiohttp session under the upstream client (httpx-aiohttp's, with small read buffers), and
+what its errors mean.
 
 aiohttp reads a response ahead of its reader: up to twice ``read_bufsize`` (64 KiB by default)
 before it stops reading the socket, plus whatever one read of the socket returns (up to 256
@@ -39,3 +40,29 @@ def aiohttp_session(limits: httpx.Limits) -> aiohttp.ClientSession:
         socket_factory=upstream_socket,
     )
     return aiohttp.ClientSession(connector=connector, read_bufsize=UPSTREAM_READ_BUFFER_BYTES)
+
+
+def drop_cause_tracebacks(exc: BaseException) -> None:
+    """Drop the tracebacks of ``exc``'s causes (the transport's own errors).
+
+    aiohttp ends every read of a response closed before its end (a hung-up call) by raising
+    one exception object that it shares between all responses. Each raise adds the reading
+    frames to that object's traceback, so it would keep every such response, with its stream
+    reader, its buffers and its connection, for the life of the process (docs/security.md,
+    "Slow readers"). The runtime raises its own error in their place anyway.
+    """
+    cause: BaseException | None = exc
+    while cause is not None:
+        if cause is not exc or isinstance(exc, aiohttp.ClientError):
+            cause.__traceback__ = None
+        cause = cause.__cause__
+
+
+def connect_timed_out(exc: httpx.TimeoutException) -> bool:
+    """Whether a connect "timeout" really was one.
+
+    httpx-aiohttp reports every aiohttp connection error (refused, reset, closed before the
+    headers) as ``httpx.ConnectTimeout``; its cause tells a real timeout from the rest.
+    """
+    cause = exc.__cause__
+    return not isinstance(cause, aiohttp.ClientError) or isinstance(cause, TimeoutError)
