@@ -19,6 +19,7 @@ from sessions.models import Message
 from sessions.records import TurnStart
 from streaming import telemetry
 from streaming.active_turns import active_turns
+from streaming.background import task_kept
 from streaming.engine.events import (
     HEARTBEAT,
     StepFinished,
@@ -52,9 +53,6 @@ from streaming.tools.approval import approval_required
 from streaming.tools.registry import Tool, get_tool_registry
 
 _CANCEL = object()
-
-# Clean-up tasks still running; a strong reference keeps each alive until it is done.
-_cleanups: set[asyncio.Task[None]] = set()
 
 
 class TurnCancelled(Exception):
@@ -138,10 +136,7 @@ class Turn:
             active_turns.remove(turn_id)
             # One shielded task does the clean-up: the reader leaving while it runs (a
             # cancellation of this task) must not skip any of it.
-            cleanup = self.loop.create_task(self._finish(status, error))
-            _cleanups.add(cleanup)
-            cleanup.add_done_callback(_cleanups.discard)
-            await asyncio.shield(cleanup)
+            await asyncio.shield(task_kept(self._finish(status, error)))
         yield final
 
     # Steps. -----------------------------------------------------------------------------------

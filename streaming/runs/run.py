@@ -24,6 +24,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from sessions.records import TurnStart
+from streaming.background import task_kept
 from streaming.engine.events import HEARTBEAT, Heartbeat, TurnEvent, TurnFailed, TurnFinished
 from streaming.runs.codec import events_decode, events_encode
 
@@ -34,9 +35,6 @@ EVENT_ID_STRIDE = 1_000_000_000
 
 #: An event and its id; a heartbeat has none.
 Logged = tuple[int | None, TurnEvent]
-
-# Running runs; a strong reference keeps each task alive when no request holds it.
-_tasks: set[asyncio.Task[None]] = set()
 
 
 class ReaderLagging(Exception):
@@ -113,9 +111,7 @@ class Run:
 
     def drive_in_task(self) -> None:
         """Drive the turn in a task of its own, whoever reads it."""
-        self.task = asyncio.get_running_loop().create_task(self._drive())
-        _tasks.add(self.task)
-        self.task.add_done_callback(_tasks.discard)
+        self.task = task_kept(self._drive())
 
     async def _drive(self) -> None:
         async with aclosing(self.drive()) as items:
@@ -139,9 +135,7 @@ class Run:
             return
         self._taken = True
         logger.warning("turn %s was never read: its session is given back", self.turn_id)
-        task = asyncio.get_running_loop().create_task(self._abandoned())
-        _tasks.add(task)
-        task.add_done_callback(_tasks.discard)
+        task_kept(self._abandoned())
 
     async def _abandoned(self) -> None:
         try:
