@@ -5,15 +5,16 @@ import re
 
 from tests.servers import BASE_DIR
 
-SETTINGS = BASE_DIR / "agent_runtime" / "settings.py"
+SETTINGS = [BASE_DIR / "agent_runtime" / name for name in ("settings.py", "runtime_settings.py")]
 EXAMPLE = BASE_DIR / ".env.example"
 
 
 def settings_read_from_env() -> set[str]:
     """The names of every ``env("NAME", ...)`` and ``env.<type>("NAME", ...)`` call in
-    settings.py, found in its syntax tree so that a setting added anywhere is found."""
+    the settings modules, found in their syntax trees so that a setting added anywhere is found."""
     names = set()
-    for node in ast.walk(ast.parse(SETTINGS.read_text())):
+    trees = [ast.parse(path.read_text()) for path in SETTINGS]
+    for node in (node for tree in trees for node in ast.walk(tree)):
         if not isinstance(node, ast.Call) or not node.args:
             continue
         func = node.func
