@@ -8,7 +8,7 @@ from django.utils import timezone
 
 from sessions.models import Message, Session
 from sessions.records import PruneResult
-from sessions.selectors import (
+from sessions.selectors.prune import (
     session_idle_running_count,
     session_prune_batch,
     session_prune_counts,

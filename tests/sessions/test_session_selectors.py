@@ -7,6 +7,7 @@ from django.utils import timezone
 
 from sessions import selectors
 from sessions.models import Message, Session
+from sessions.selectors import prune
 from tests.sessions.factories import T0, add_messages, make_session, tool_conversation
 
 pytestmark = pytest.mark.django_db
@@ -184,9 +185,9 @@ def test_prune_batches_are_oldest_first_and_skip_running_turns() -> None:
     names = dict(Session.objects.values_list("pk", "session_id"))
     now = timezone.now()
 
-    first = selectors.session_prune_batch(cutoff=cutoff, now=now, after=None, limit=2)
+    first = prune.session_prune_batch(cutoff=cutoff, now=now, after=None, limit=2)
     assert [names[k.pk] for k in first] == ["old-1", "old-2"]
-    rest = selectors.session_prune_batch(cutoff=cutoff, now=now, after=first[-1], limit=2)
+    rest = prune.session_prune_batch(cutoff=cutoff, now=now, after=first[-1], limit=2)
     assert [names[k.pk] for k in rest] == ["old-crashed"]
-    assert selectors.session_prune_batch(cutoff=cutoff, now=now, after=rest[-1], limit=2) == []
-    assert selectors.session_prune_counts(cutoff=cutoff, now=now) == (3, 0, 1)
+    assert prune.session_prune_batch(cutoff=cutoff, now=now, after=rest[-1], limit=2) == []
+    assert prune.session_prune_counts(cutoff=cutoff, now=now) == (3, 0, 1)

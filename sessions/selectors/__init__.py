@@ -1,8 +1,8 @@
-"""Reads of sessions and messages (the history sent upstream: ``sessions.history``)."""
+"""Reads of sessions and messages (the history sent upstream: ``sessions.history``; what a
+prune would delete: ``sessions.selectors.prune``)."""
 
 import dataclasses
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -11,7 +11,7 @@ from django.db.models import Aggregate, Count, Exists, OuterRef, Q, QuerySet, Su
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from sessions.models import Message, Session, ToolApproval, lease_held_q, pending_call_is_approval
+from sessions.models import Message, Session, ToolApproval, pending_call_is_approval
 from sessions.records import (
     ActivityKey,
     ApprovalInfo,
@@ -268,38 +268,6 @@ def session_admin_queryset() -> QuerySet[Session]:
             Message.objects.filter(session=OuterRef("pk"), status__in=INTERRUPTED_STATUSES)
         ),
     )
-
-
-def session_prune_batch(
-    *, cutoff: datetime, now: datetime, after: ActivityKey | None, limit: int
-) -> list[ActivityKey]:
-    """The next ``limit`` sessions idle since before ``cutoff`` with no running turn, oldest
-    first, after ``after``: only their keys, so memory stays bounded by ``limit``."""
-    sessions = Session.objects.filter(last_activity_at__lt=cutoff).lease_free(now)
-    if after is not None:
-        sessions = sessions.filter(
-            Q(last_activity_at__gt=after.last_activity_at)
-            | Q(last_activity_at=after.last_activity_at, pk__gt=after.pk)
-        )
-    return [
-        ActivityKey(last_activity_at=at, pk=pk)
-        for at, pk in sessions.order_by("last_activity_at", "pk").values_list(
-            "last_activity_at", "pk"
-        )[:limit]
-    ]
-
-
-def session_prune_counts(*, cutoff: datetime, now: datetime) -> tuple[int, int, int]:
-    """``(sessions, messages, kept_running)`` that a prune at ``cutoff`` would delete or keep."""
-    idle = Session.objects.filter(last_activity_at__lt=cutoff)
-    counts = idle.aggregate(idle=Count("pk"), running=Count("pk", filter=lease_held_q(now)))
-    messages = Message.objects.filter(session__in=idle.lease_free(now).values("pk")).count()
-    return counts["idle"] - counts["running"], messages, counts["running"]
-
-
-def session_idle_running_count(*, cutoff: datetime, now: datetime) -> int:
-    """Sessions idle since before ``cutoff`` in which a turn is nevertheless running."""
-    return Session.objects.lease_held(now).filter(last_activity_at__lt=cutoff).count()
 
 
 def session_exists(*, session_id: str) -> bool:
