@@ -99,25 +99,9 @@ def measure(
     sessions = seed_sessions(checkout, db_url, f"{tag}-t", turns)
     port = free_port()
     out_file = scratch / f"callgrind-{tag}.out"
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        "--instr-atstart=no",
-        f"--callgrind-out-file={out_file}",
-        python_of(checkout),
-        "-m",
-        "uvicorn",
-        "agent_runtime.asgi:application",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--lifespan",
-        "off",
-        "--no-access-log",
-    ]
+    command = callgrind_uvicorn(
+        python_of(checkout), "agent_runtime.asgi:application", port, out_file
+    )
     log = scratch / f"runtime-{tag}.log"
     env = runtime_env(db_url, devllm.url, {"AGENT_RUNTIME__CANCEL_POLL_SECONDS": "60"})
     with log.open("ab") as handle:
@@ -192,3 +176,26 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def callgrind_uvicorn(python: str, app: str, port: int, out_file: Path) -> list[str]:
+    """One uvicorn worker under callgrind, counting nothing until told (``callgrind_control``)."""
+    return [
+        "valgrind",
+        "--tool=callgrind",
+        "--instr-atstart=no",
+        f"--callgrind-out-file={out_file}",
+        python,
+        "-m",
+        "uvicorn",
+        app,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--lifespan",
+        "off",
+        "--no-access-log",
+    ]

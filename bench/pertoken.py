@@ -31,7 +31,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from bench.instructions import prepare, python_of, seed_sessions
+from bench.instructions import callgrind_uvicorn, prepare, python_of, seed_sessions
 from bench.procs import (
     BASE_DIR,
     BENCH_KEY,
@@ -101,25 +101,7 @@ def start(target: str | Path, devllm: Server, scratch: Path, tag: str) -> tuple[
         python, app, cwd = python_of(target), "agent_runtime.asgi:application", target
         db_url = f"sqlite:///{scratch / f'{tag}.sqlite3'}"
         env = runtime_env(db_url, devllm.url, {"AGENT_RUNTIME__CANCEL_POLL_SECONDS": "60"})
-    command = [
-        "valgrind",
-        "--tool=callgrind",
-        "--instr-atstart=no",
-        f"--callgrind-out-file={out_file}",
-        python,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--lifespan",
-        "off",
-        "--no-access-log",
-    ]
+    command = callgrind_uvicorn(python, app, port, out_file)
     log = scratch / f"server-{tag}.log"
     with log.open("ab") as handle:
         process = subprocess.Popen(
