@@ -21,6 +21,8 @@ _UNION_TAGS = frozenset(
         "envelope",
         "hitl_decision",
         "switch_agent",
+        "resolved",
+        "cancelled",
     )
 )
 

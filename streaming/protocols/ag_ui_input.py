@@ -8,13 +8,12 @@ waits for approval (the interrupt's id is the call's id) and becomes a ``ToolDec
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from ag_ui.core import ResumeEntry, RunAgentInput
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from agent_runtime.errors import InvalidRequest, nothing_to_answer
-from agent_runtime.json_body import validation_errors
 from streaming.engine.start import (
     Regenerate,
     ToolDecision,
@@ -31,12 +30,6 @@ MAX_MESSAGE_ID = 128
 APPROVAL_REASON = "tool_approval"
 
 
-class RunInput(RunAgentInput):
-    """A ``RunAgentInput`` whose ``threadId`` is the session id (the rules of ``session_id``)."""
-
-    thread_id: SessionId
-
-
 class ApprovalAnswer(BaseModel):
     """The ``payload`` of a ``resolved`` resume entry: the user's decision on the call."""
 
@@ -44,6 +37,31 @@ class ApprovalAnswer(BaseModel):
 
     approved: bool = Field(strict=True)
     reason: str | None = Field(default=None, max_length=10_000)
+
+
+class ResolvedEntry(ResumeEntry):
+    """An interrupt answered: its ``payload`` is the decision (required)."""
+
+    status: Literal["resolved"]
+    payload: ApprovalAnswer
+
+
+class CancelledEntry(ResumeEntry):
+    """An interrupt abandoned: a denial without a reason; its ``payload`` is not read."""
+
+    status: Literal["cancelled"]
+
+
+#: A resume entry, told apart by its ``status`` (the tag pydantic puts in an error's location).
+ResumeAnswer = Annotated[ResolvedEntry | CancelledEntry, Field(discriminator="status")]
+
+
+class RunInput(RunAgentInput):
+    """A ``RunAgentInput`` whose ``threadId`` is the session id (the rules of ``session_id``)
+    and whose ``resume`` entries are decisions, so that its schema says what is accepted."""
+
+    thread_id: SessionId
+    resume: list[ResumeAnswer] | None = None
 
 
 #: The interrupt's ``responseSchema``: what a ``resolved`` entry's ``payload`` must be.
@@ -97,7 +115,8 @@ def ag_ui_turn_inputs(
         if any(entry.status == "resolved" for entry in body.resume or ()):
             raise _resume_error(
                 "A run that answers interrupts cannot also post a new user message: "
-                "cancel them all (the new message closes their calls) or answer them first."
+                "cancel them all (the new message closes their calls) or answer them first.",
+                kind="resume_beside_user_message",
             )
         text = _text(last.content)
         if not text.strip():
@@ -132,7 +151,7 @@ def ag_ui_turn_inputs(
 
 
 def _decisions(body: RunInput, tools: tuple[Tool, ...]) -> list[ToolDecision]:
-    """One decision per resume entry: ``resolved`` with an ``ApprovalAnswer`` payload, or
+    """One decision per resume entry: ``resolved`` with its ``ApprovalAnswer``, or
     ``cancelled``, a denial without a reason."""
     decisions: list[ToolDecision] = []
     seen: set[str] = set()
@@ -141,25 +160,19 @@ def _decisions(body: RunInput, tools: tuple[Tool, ...]) -> list[ToolDecision]:
             raise _resume_error(
                 f"Interrupt {entry.interrupt_id!r} is answered twice.",
                 field=f"resume.{number}.interruptId",
+                kind="interrupt_answered_twice",
             )
         seen.add(entry.interrupt_id)
-        decisions.append(_decision(body.thread_id, entry, number, tools))
+        decisions.append(_decision(body.thread_id, entry, tools))
     return decisions
 
 
 def _decision(
-    session_id: str, entry: ResumeEntry, number: int, tools: tuple[Tool, ...]
+    session_id: str, entry: ResolvedEntry | CancelledEntry, tools: tuple[Tool, ...]
 ) -> ToolDecision:
-    if entry.status == "cancelled":
+    if isinstance(entry, CancelledEntry):
         return ToolDecision(session_id, entry.interrupt_id, approved=False, extra_tools=tools)
-    try:
-        answer = ApprovalAnswer.model_validate(entry.payload)
-    except ValidationError as exc:
-        errors = validation_errors(exc)
-        for error in errors:
-            path = "" if error["field"] == "body" else "." + error["field"]
-            error["field"] = f"resume.{number}.payload{path}"
-        raise InvalidRequest("Invalid resume payload.", errors=errors) from None
+    answer = entry.payload
     return ToolDecision(
         session_id,
         entry.interrupt_id,
@@ -169,5 +182,5 @@ def _decision(
     )
 
 
-def _resume_error(detail: str, *, field: str = "resume") -> InvalidRequest:
-    return InvalidRequest(detail, errors=[{"field": field, "message": detail, "type": "resume"}])
+def _resume_error(detail: str, *, kind: str, field: str = "resume") -> InvalidRequest:
+    return InvalidRequest(detail, errors=[{"field": field, "message": detail, "type": kind}])

@@ -102,6 +102,13 @@ def _exempt(response) -> list:  # type: ignore[no-untyped-def]
             # The ag-ui-protocol package's JSON Schema gives a message's `role` a default (so
             # leaves it optional), while its validation needs `role` to tell the kinds apart.
             return [positive_data_acceptance]
+        if any(
+            e.get("type") in ("interrupt_answered_twice", "resume_beside_user_message")
+            for e in errors
+        ):
+            # AG-UI's resume entries: a JSON schema cannot say that no two name the same
+            # interrupt, nor that resolved entries exclude a new user message.
+            return [positive_data_acceptance]
         if any(e.get("type") == "nothing_to_answer" for e in errors):
             # What is new in a posted chat depends on the stored one (the AI SDK and AG-UI
             # routes): no schema can say it.

@@ -1,9 +1,12 @@
 """Reading an AG-UI ``RunAgentInput``: what is new in its messages, and its ``resume``."""
 
+import json
+
 import pytest
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 
 from agent_runtime.errors import InvalidRequest
+from agent_runtime.json_body import parse_json_bytes
 from streaming.engine.start import Regenerate, ToolDecision, ToolOutput, UserInput
 from streaming.protocols.ag_ui_input import RunInput, ag_ui_turn_inputs
 
@@ -130,9 +133,25 @@ def test_a_payload_that_is_not_a_decision_is_refused(payload: object, field: str
     entry = {"interruptId": "k1", "status": "resolved"}
     if payload is not None:
         entry["payload"] = payload
+    body = {"threadId": "s1", "runId": "r1", "messages": [ASKED], "resume": [entry]}
     with pytest.raises(InvalidRequest) as refused:
-        ag_ui_turn_inputs(_run(ASKED, resume=[entry]), pending_call_ids=())
+        parse_json_bytes(json.dumps(body).encode(), TypeAdapter(RunInput))
     assert refused.value.errors[0]["field"] == field  # type: ignore[index]
+
+
+def test_the_schema_requires_a_decision_only_of_a_resolved_entry() -> None:
+    """What the OpenAPI document shows a client: a ``resolved`` entry's payload is a decision."""
+    schema = TypeAdapter(RunInput).json_schema(ref_template="{model}")
+    [entries, _null] = schema["properties"]["resume"]["anyOf"]
+    kinds = {
+        schema["$defs"][ref]["properties"]["status"]["const"]: schema["$defs"][ref]
+        for ref in entries["items"]["discriminator"]["mapping"].values()
+    }
+    assert kinds["resolved"]["properties"]["payload"] == {"$ref": "ApprovalAnswer"}
+    assert "payload" in kinds["resolved"]["required"]
+    assert "payload" not in kinds["cancelled"]["required"]
+    answer = schema["$defs"]["ApprovalAnswer"]
+    assert (answer["required"], answer["additionalProperties"]) == (["approved"], False)
 
 
 def test_a_call_answered_twice_in_one_resume_is_refused() -> None:
