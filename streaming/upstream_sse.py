@@ -64,7 +64,9 @@ class UpstreamEvents:
         self.text = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def feed(self, chunk: bytes) -> list[bytes | str]:
-        if self.lines is not None or b"\r" in chunk:
+        # ``find``, not ``in``: ``b"x" in data`` first tries ``b"x"`` as an integer and
+        # builds a TypeError to discard, for every call.
+        if self.lines is not None or chunk.find(b"\r") >= 0:
             return self._feed_lines(chunk)
         buffer = self.buffer + chunk if self.buffer else chunk
         found: list[bytes | str] = []
@@ -72,7 +74,7 @@ class UpstreamEvents:
         while (end := buffer.find(b"\n\n", start)) >= 0:
             block = buffer[start:end]
             start = end + 2
-            if block.startswith(_DATA) and b"\n" not in block:
+            if block.startswith(_DATA) and block.find(b"\n") < 0:
                 found.append(block[6:])
             else:
                 found.extend(EventLines().feed(block.decode("utf-8", errors="replace") + "\n\n"))
