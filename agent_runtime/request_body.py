@@ -17,6 +17,7 @@ left on the wire, the answer says ``Connection: close``: the connection cannot b
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 from agent_runtime.asgi_types import Message, Receive, Scope, Send
 from agent_runtime.errors import AgentRuntimeError, PayloadTooLarge, RequestTimeout
@@ -98,7 +99,9 @@ class RequestBody:
         self.ended = not message.get("more_body", False)
         return message
 
-    async def send(self, message: Message) -> None:
+    def send(self, message: Message) -> Awaitable[None]:
+        # Not a coroutine: the server's ``send`` is awaited directly, without a frame of ours
+        # for every chunk of a stream.
         if self.left_unread and self.has_body and message["type"] == "http.response.start":
             message = {**message, "headers": [*message["headers"], (b"connection", b"close")]}
-        await self._send(message)
+        return self._send(message)

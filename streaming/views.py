@@ -1,6 +1,6 @@
 """HTTP views of the streaming API: parse, call the turn service, frame the output."""
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from agent_runtime.errors import InvalidRequest, MethodNotAllowed, NotFound, PayloadTooLarge
 from agent_runtime.json_body import parse_json_body, validation_errors
 from sessions import selectors
+from streaming.engine.events import TurnEvent
 from streaming.engine.start import turn_cancel, turn_open_events
 from streaming.protocol import AnyStreamRequest, CancelResult, ResumeQuery, UserMessageRequest
 from streaming.protocols.codelab import (
@@ -20,9 +21,10 @@ from streaming.protocols.codelab import (
     codelab_turn_input,
     message_stream_adapter,
 )
-from streaming.protocols.seed import seed_stream, seed_turn_input
+from streaming.protocols.seed import DONE_FRAME, seed_frame, seed_stream, seed_turn_input
 from streaming.runs.resume import Encoder, events_only, run_events, run_resume
-from streaming.write_watch import write_watched
+from streaming.runs.run import Logged
+from streaming.write_watch import events_written, write_watched
 
 
 class EventStreamResponse(StreamingHttpResponse):
@@ -44,6 +46,24 @@ class EventStreamResponse(StreamingHttpResponse):
         return write_watched(self.frames, idle=settings.STREAM_IDLE_WRITE_TIMEOUT_SECONDS)
 
 
+class EncodedEventStreamResponse(EventStreamResponse):
+    """Events with their ids, framed one by one by ``frame``, then ``end``: the encoding and
+    the write watch are one generator (``events_written``), since each layer costs per token."""
+
+    def __init__(
+        self,
+        items: AsyncIterator[Logged],
+        *,
+        frame: Callable[[int | None, TurnEvent], bytes | None],
+        end: bytes,
+    ) -> None:
+        idle = settings.STREAM_IDLE_WRITE_TIMEOUT_SECONDS
+        super().__init__(events_written(items, frame=frame, end=end, idle=idle))
+
+    def __aiter__(self) -> AsyncIterator[bytes]:  # type: ignore[override]
+        return self.frames
+
+
 @csrf_exempt  # authenticated by X-Internal-Auth, not by a browser cookie
 async def message_stream(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
@@ -59,7 +79,8 @@ async def message_stream(request: HttpRequest) -> HttpResponse:
     body = stream_request_checked(body)
     opened = await turn_open_events(turn_input=seed_turn_input(body))
     on_disconnect = body.on_disconnect or settings.ON_DISCONNECT
-    return EventStreamResponse(seed_stream(run_events(opened=opened, on_disconnect=on_disconnect)))
+    items = run_events(opened=opened, on_disconnect=on_disconnect)
+    return EncodedEventStreamResponse(items, frame=seed_frame, end=DONE_FRAME)
 
 
 @csrf_exempt

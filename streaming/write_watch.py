@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 
-from streaming.runs.run import ReaderLagging
+from streaming.engine.events import TurnEvent
+from streaming.runs.run import Logged, ReaderLagging
 
 logger = logging.getLogger(__name__)
+
+_LAGGING = "a reader fell too far behind its turn: its stream is dropped"
 
 
 class _Watch:
@@ -65,6 +68,32 @@ async def write_watched(frames: AsyncIterator[bytes], *, idle: float) -> AsyncIt
                 yield frame
                 watch.began = 0.0
     except ReaderLagging:
-        logger.warning("a reader fell too far behind its turn: its stream is dropped")
+        logger.warning(_LAGGING)
+    finally:
+        watch.handle.cancel()
+
+
+async def events_written(
+    items: AsyncIterator[Logged],
+    *,
+    frame: Callable[[int | None, TurnEvent], bytes | None],
+    end: bytes,
+    idle: float,
+) -> AsyncIterator[bytes]:
+    """``write_watched`` of events framed one by one by ``frame`` (None: not shown), then
+    ``end``: one generator for both, since every layer of async iteration costs per token."""
+    watch = _Watch(idle)
+    loop = watch.loop
+    try:
+        async with aclosing(items):
+            async for event_id, event in items:
+                if (data := frame(event_id, event)) is not None:
+                    watch.began = loop.time() or 1e-9
+                    yield data
+                    watch.began = 0.0
+        watch.began = loop.time() or 1e-9
+        yield end
+    except ReaderLagging:
+        logger.warning(_LAGGING)
     finally:
         watch.handle.cancel()

@@ -31,6 +31,7 @@ from streaming.engine.events import (
     TurnFinished,
 )
 from streaming.engine.heartbeat import HeartbeatTimer
+from streaming.engine.inbox import Inbox
 from streaming.engine.model_call import CALL_END, ModelCall
 from streaming.engine.recording import step_store, turn_store_end
 from streaming.engine.step import (
@@ -72,7 +73,7 @@ class Turn:
         #: The configured tools, plus the client-side ones the request declared for this turn.
         self.registry = get_tool_registry().with_tools(extra_tools)
         self.loop = asyncio.get_running_loop()
-        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.inbox = Inbox()
         self.messages = list(start.history)
         self.usage: dict[str, int] = {}
         self.started_at = self.loop.time()
@@ -88,10 +89,10 @@ class Turn:
         turn_id = self.start.turn_id
         # Callbacks on the queue, not closures over the turn: a turn must not be part of a
         # reference cycle, or its text stays in memory until a full garbage collection.
-        active_turns.add(turn_id, partial(self.queue.put_nowait, _CANCEL))
+        active_turns.add(turn_id, partial(self.inbox.put, _CANCEL))
         telemetry.turn_started(session_id=self.session_id, turn_id=turn_id)
         self.heartbeat = HeartbeatTimer(
-            interval=settings.HEARTBEAT_SECONDS, beat=partial(self.queue.put_nowait, HEARTBEAT)
+            interval=settings.HEARTBEAT_SECONDS, beat=partial(self.inbox.put, HEARTBEAT)
         )
         status: str = Message.Status.INTERRUPTED
         error: UpstreamError | None = None
@@ -103,10 +104,28 @@ class Turn:
             if self.start.approved_calls:
                 async for event in self._approved_step():
                     yield event
+            inbox, touch = self.inbox, self.heartbeat.touch
             while True:
-                step = self._begin_step()
-                async for event in self._model_step(step):
-                    yield event
+                step, call = self._begin_step()
+                # The model step's loop is here rather than in a generator of its own, and
+                # awaits the inbox's future directly: each layer costs per token.
+                while True:
+                    if not inbox.items:
+                        await inbox.waiting()
+                    item = inbox.items.popleft()
+                    if call.paused is not None:
+                        call.taken()
+                    if type(item) is ContentDelta:
+                        if self.first_token_at is None:
+                            self.first_token_at = self.loop.time()
+                        step.parts.append(item.text)
+                        touch()
+                        yield TextDelta(item.text)
+                    elif item is CALL_END:
+                        break
+                    else:
+                        for event in self._model_item(step, item):
+                            yield event
                 if not step.assembler:
                     status = Message.Status.COMPLETE
                     yield StepFinished(step.number, step.end.finish_reason, step.end.usage)
@@ -139,49 +158,32 @@ class Turn:
             await asyncio.shield(task_kept(self._finish(status, error)))
         yield final
 
-    # Steps. -----------------------------------------------------------------------------------
-
-    def _begin_step(self) -> Step:
+    def _begin_step(self) -> tuple[Step, ModelCall]:
         number = 1 if self.step is None else self.step.number + 1
         self.step = step = Step(number)
-        self.call = ModelCall(
-            client=self.client, put=self.queue.put_nowait, backlog=self.queue.qsize
+        self.call = call = ModelCall(
+            client=self.client, put=self.inbox.put, backlog=self.inbox.__len__
         )
         tools = self.registry.openai_schemas or None
-        self.pump = self._spawn(self.call.run(messages=self.messages, tools=tools))
-        return step
+        self.pump = self._spawn(call.run(messages=self.messages, tools=tools))
+        return step, call
 
-    async def _model_step(self, step: Step) -> AsyncIterator[TurnEvent]:
-        """The events of one model call, until it ends."""
-        queue = self.queue
-        touch = self.heartbeat.touch
-        call = self.call
-        assert call is not None
-        while True:
-            item = await queue.get()
-            if call.paused is not None:
-                call.taken()
-            kind = type(item)
-            if kind is ContentDelta:
-                if self.first_token_at is None:
-                    self.first_token_at = self.loop.time()
-                step.parts.append(item.text)
-                touch()
-                yield TextDelta(item.text)
-            elif kind is ToolCallDelta:
-                started = step.assembler.add(item)
-                touch()
-                if started is not None:
-                    yield ToolCallStarted(*started)
-                if item.arguments:
-                    yield ToolCallArgsDelta(step.assembler.call_id(item.index), item.arguments)
-            elif kind is StreamEnd:
-                step.end = item
-                add_usage(self.usage, item.usage)
-            elif item is CALL_END:
-                return
-            elif (event := self._signal(item)) is not None:
-                yield event
+    def _model_item(self, step: Step, item: Any) -> tuple[TurnEvent, ...]:
+        """The events of a model step's queued item other than a text delta (``events``)."""
+        kind = type(item)
+        if kind is ToolCallDelta:
+            started = step.assembler.add(item)
+            self.heartbeat.touch()
+            found: tuple[TurnEvent, ...] = () if started is None else (ToolCallStarted(*started),)
+            if item.arguments:
+                found += (ToolCallArgsDelta(step.assembler.call_id(item.index), item.arguments),)
+            return found
+        if kind is StreamEnd:
+            step.end = item
+            add_usage(self.usage, item.usage)
+            return ()
+        event = self._signal(item)
+        return () if event is None else (event,)
 
     async def _tool_step(self, step: Step) -> AsyncIterator[TurnEvent]:
         """Announce the step's calls, then run them (but those that wait for approval)."""
@@ -232,7 +234,7 @@ class Turn:
         for call in running:
             self._spawn(self._run_tool(call))
         while any(c.id not in step.outcomes for c in running):
-            item = await self.queue.get()
+            item = await self.inbox.get()
             if type(item) is ToolOutcome:
                 self.heartbeat.touch()
                 yield step.outcome_event(item)
@@ -240,9 +242,7 @@ class Turn:
                 yield event
 
     async def _run_tool(self, call: ToolCall) -> None:
-        self.queue.put_nowait(await tool_run(call))
-
-    # The end. ---------------------------------------------------------------------------------
+        self.inbox.put(await tool_run(call))
 
     async def _finish(self, status: str, error: UpstreamError | None) -> None:
         await self._stop()
@@ -276,8 +276,6 @@ class Turn:
             done, _ = await asyncio.wait([self.pump], timeout=1.0)
             if not done:  # a client that ignores hang-ups: the last resort
                 self.pump.cancel()
-
-    # Helpers. ---------------------------------------------------------------------------------
 
     def _spawn(self, coroutine: Any) -> asyncio.Task[None]:
         task = self.loop.create_task(coroutine)

@@ -100,15 +100,21 @@ def seed_event(event: TurnEvent) -> StreamEvent | None:
     return None
 
 
+def seed_frame(event_id: int | None, event: TurnEvent) -> bytes | None:
+    """One event, with its id, as seed bytes; None for the events this format does not show."""
+    kind = type(event)
+    if kind is TextDelta:
+        return token_frame(event_id, event.text)  # type: ignore[arg-type,union-attr]
+    if kind is Heartbeat:
+        return PING_FRAME
+    seed = seed_event(event)
+    return None if seed is None else event_frame(event_id, seed)  # type: ignore[arg-type]
+
+
 async def seed_stream(items: AsyncIterator[Logged]) -> AsyncIterator[bytes]:
     """A turn's events, with their ids, as the bytes of the seed format."""
     async with aclosing(items):
         async for event_id, event in items:
-            kind = type(event)
-            if kind is TextDelta:
-                yield token_frame(event_id, event.text)  # type: ignore[arg-type,union-attr]
-            elif kind is Heartbeat:
-                yield PING_FRAME
-            elif (seed := seed_event(event)) is not None:
-                yield event_frame(event_id, seed)  # type: ignore[arg-type]
+            if (frame := seed_frame(event_id, event)) is not None:
+                yield frame
     yield DONE_FRAME

@@ -175,7 +175,8 @@ class Run:
                     yield None, event
                 else:
                     log.append(event)
-                    self._changed()
+                    if self._waiters or self.on_change is not None:  # a call per event spared
+                        self._changed()
                     yield base + len(log), event
             finished = True
         except Exception:

@@ -1,0 +1,47 @@
+"""What a turn waits for, in arrival order: upstream deltas, tool outcomes, cancel, heartbeats.
+
+One reader (the turn) and any number of writers, all on the event loop. Lighter than an
+``asyncio.Queue`` (no task accounting, no bound, no getter list), since a delta passes
+through it for every relayed token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import Any
+
+
+class Inbox:
+    __slots__ = ("items", "loop", "waiter")
+
+    def __init__(self) -> None:
+        self.items: deque[Any] = deque()
+        self.loop = asyncio.get_running_loop()
+        #: The reader's future while it waits for an item (``waiting``).
+        self.waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: Any) -> None:
+        self.items.append(item)
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def waiting(self) -> asyncio.Future[None]:
+        """A future done once an item is there: await it when ``items`` is empty (awaiting
+        the future itself, not a coroutine around it, spares a frame per item)."""
+        self.waiter = waiter = self.loop.create_future()
+        if self.items:
+            waiter.set_result(None)
+        return waiter
+
+    async def get(self) -> Any:
+        items = self.items
+        while not items:
+            await self.waiting()
+        return items.popleft()
