@@ -100,7 +100,7 @@ class Run:
         (a model's text compresses about threefold; zlib's fastest level costs little next to
         encoding the events)."""
         if self.ended and self.packed is None:
-            self.packed = zlib.compress(events_encode(1, self.log), 1)
+            self.packed = zlib.compress(events_encode(1, self.log, compact=True), 1)
             self._packed_count = len(self.log)
             self.log = []
 
