@@ -13,14 +13,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import aiohttp
 import httpx
 import orjson
 from django.conf import settings
-from django.utils import timezone
 from httpx_aiohttp import AiohttpTransport, HttpxAiohttpClient
 
 from agent_runtime.errors import (
@@ -42,24 +40,16 @@ from streaming.chat import (
     get_llm_client,
     reset_llm_client,
 )
-from streaming.upstream_http import aiohttp_session, connect_timed_out, drop_cause_tracebacks
+from streaming.upstream_http import (
+    ReadWatch,
+    aiohttp_session,
+    connect_timed_out,
+    drop_cause_tracebacks,
+)
+from streaming.upstream_retry import retry_after_seconds
 from streaming.upstream_sse import UpstreamEvents
 
 logger = logging.getLogger(__name__)
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """``Retry-After`` as seconds: either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, (parsedate_to_datetime(value) - timezone.now()).total_seconds())
-    except (TypeError, ValueError):
-        return None
 
 
 #: After ``[DONE]``, how long to wait for the end of the body. Reading it lets the pool keep
@@ -102,6 +92,9 @@ class OpenAIChatClient:
         if settings.LLM_PROXY_KEY:
             headers["X-Internal-Auth"] = settings.LLM_PROXY_KEY
         self.total_timeout = settings.LLM_TOTAL_TIMEOUT
+        # Kept by the reader (``ReadWatch``) and ``_send``, not by the transport (per chunk).
+        self.read_timeout = settings.LLM_READ_TIMEOUT
+        self.headers_timeout = settings.LLM_CONNECT_TIMEOUT + settings.LLM_READ_TIMEOUT
         self.include_usage = settings.LLM_INCLUDE_USAGE
         self.extra_params: dict[str, Any] = {}
         if settings.LLM_TEMPERATURE is not None:
@@ -124,7 +117,7 @@ class OpenAIChatClient:
             ),
             timeout=httpx.Timeout(
                 connect=settings.LLM_CONNECT_TIMEOUT,
-                read=settings.LLM_READ_TIMEOUT,
+                read=None,
                 write=settings.LLM_CONNECT_TIMEOUT,
                 pool=settings.LLM_CONNECT_TIMEOUT,
             ),
@@ -157,6 +150,7 @@ class OpenAIChatClient:
         # iteration costs per token.
         response = await self._send(request)
         stream.response = response
+        watch = ReadWatch(self.read_timeout, response.aclose)
         try:
             if stream.hung_up:
                 raise UpstreamDisconnected("The call was hung up.")
@@ -176,10 +170,12 @@ class OpenAIChatClient:
             next_chunk = chunks.__anext__
             events = UpstreamEvents()
             while True:
+                watch.began = loop_time()
                 try:
                     received = await next_chunk()
                 except StopAsyncIteration:
                     received = b""
+                watch.began = 0.0
                 if loop_time() > deadline:
                     raise UpstreamTimeout("The language model call exceeded its total timeout.")
                 for data in events.feed(received) if received else events.close():
@@ -224,22 +220,26 @@ class OpenAIChatClient:
                     break
             # The body ended without [DONE]: some servers do that after a finish_reason.
             if finish_reason is None:
-                raise UpstreamDisconnected()
+                raise UpstreamTimeout() if watch.expired else UpstreamDisconnected()
             yield StreamEnd(finish_reason, usage, model)
         except (httpx.ReadTimeout, aiohttp.ServerTimeoutError) as exc:
             drop_cause_tracebacks(exc)
             raise UpstreamTimeout() from exc
         except (httpx.TransportError, aiohttp.ClientError) as exc:
             drop_cause_tracebacks(exc)
-            raise UpstreamDisconnected() from exc
+            raise (UpstreamTimeout() if watch.expired else UpstreamDisconnected()) from exc
         finally:
+            watch.stop()
             # Closing the response closes the connection: that is how the model server learns
             # to stop generating when our client goes away.
             await response.aclose()
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         try:
-            return await self.http.send(request, stream=True)
+            async with asyncio.timeout(self.headers_timeout):
+                return await self.http.send(request, stream=True)
+        except TimeoutError as exc:
+            raise UpstreamTimeout() from exc
         except httpx.TimeoutException as exc:
             # A connect timeout may be retried; a read timeout before the headers may not.
             if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):

@@ -12,11 +12,15 @@ A model streams far below what a 64 KiB window carries, even over a distant link
 
 from __future__ import annotations
 
+import asyncio
 import socket
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
 import httpx
+
+from streaming.background import task_kept
 
 UPSTREAM_READ_BUFFER_BYTES = 16 * 1024
 UPSTREAM_SOCKET_RCVBUF_BYTES = 32 * 1024
@@ -66,3 +70,36 @@ def connect_timed_out(exc: httpx.TimeoutException) -> bool:
     """
     cause = exc.__cause__
     return not isinstance(cause, aiohttp.ClientError) or isinstance(cause, TimeoutError)
+
+
+class ReadWatch:
+    """A response body's read timeout, kept by its reader, which sets ``began`` (``loop.time()``)
+    when a read begins and 0.0 when it ends (the first read begins with the watch).
+
+    aiohttp's own (``sock_read``) re-arms a timer for every chunk it receives, a token's cost;
+    this one's timer runs once per ``timeout``. When a read waits ``timeout`` it sets
+    ``expired`` and runs ``expire`` (the response's ``aclose``), which ends the read. Time
+    between reads (the reader paused for a slow client) does not count.
+    """
+
+    __slots__ = ("began", "expire", "expired", "handle", "loop", "timeout")
+
+    def __init__(self, timeout: float, expire: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.timeout = timeout
+        self.expire = expire
+        self.expired = False
+        self.began = self.loop.time()
+        self.handle = self.loop.call_later(timeout, self._check)
+
+    def _check(self) -> None:
+        began = self.began
+        waited = self.loop.time() - began if began else 0.0
+        if waited < self.timeout:
+            self.handle = self.loop.call_later(self.timeout - waited, self._check)
+            return
+        self.expired = True
+        task_kept(self.expire())
+
+    def stop(self) -> None:
+        self.handle.cancel()

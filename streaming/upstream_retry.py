@@ -1,10 +1,26 @@
 """When to call the model again after it failed before its first token."""
 
 import random
+from email.utils import parsedate_to_datetime
 
 from django.conf import settings
+from django.utils import timezone
 
 from agent_runtime.errors import UpstreamError
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, (parsedate_to_datetime(value) - timezone.now()).total_seconds())
+    except (TypeError, ValueError):
+        return None
 
 
 def retry_delay(*, error: UpstreamError, attempt: int, elapsed: float) -> float | None:
