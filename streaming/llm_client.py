@@ -58,12 +58,13 @@ DRAIN_SECONDS = 0.25
 
 
 def _body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
-    """The body's bytes as they arrive. Without a content coding the raw bytes are the body:
-    reading them skips a generator layer and the identity decoder for every chunk. (A body
-    read already, as a mocked response's, is only there decoded.)"""
+    """The body's bytes as they arrive. Without a content coding the response's byte stream is
+    the body: reading it skips two generator layers (``aiter_bytes``, ``aiter_raw``), the
+    identity decoder and the chunker for every chunk. (A body read already, as a mocked
+    response's, is only there decoded.)"""
     coding = response.headers.get("Content-Encoding", "").strip().lower()
     if coding in ("", "identity") and not response.is_stream_consumed:
-        return response.aiter_raw()
+        return aiter(response.stream)  # type: ignore[arg-type]
     return response.aiter_bytes()
 
 

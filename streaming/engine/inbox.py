@@ -29,9 +29,6 @@ class Inbox:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def __len__(self) -> int:
-        return len(self.items)
-
     def waiting(self) -> asyncio.Future[None]:
         """A future done once an item is there: await it when ``items`` is empty (awaiting
         the future itself, not a coroutine around it, spares a frame per item)."""

@@ -162,7 +162,7 @@ class Turn:
         number = 1 if self.step is None else self.step.number + 1
         self.step = step = Step(number)
         self.call = call = ModelCall(
-            client=self.client, put=self.inbox.put, backlog=self.inbox.__len__
+            client=self.client, put=self.inbox.put, backlog=self.inbox.items.__len__
         )
         tools = self.registry.openai_schemas or None
         self.pump = self._spawn(call.run(messages=self.messages, tools=tools))

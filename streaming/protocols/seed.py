@@ -34,8 +34,7 @@ from streaming.runs.run import Logged
 
 DONE_FRAME = b"data: [DONE]\n\n"
 PING_FRAME = b": ping\n\n"
-_TOKEN_HEAD = b'data: {"token":'
-_TOKEN_TAIL = b',"is_final":false,"type":"assistant_message"}\n\n'
+_TOKEN_FRAME = b'id: %d\ndata: {"token":%b,"is_final":false,"type":"assistant_message"}\n\n'
 
 
 def event_frame(event_id: int, event: StreamEvent) -> bytes:
@@ -49,7 +48,7 @@ def token_frame(event_id: int, token: str) -> bytes:
     The per-token hot path: the same bytes as :func:`event_frame` (a test holds the two
     equal), without building a model per token.
     """
-    return b"id: %d\n" % event_id + _TOKEN_HEAD + orjson.dumps(token) + _TOKEN_TAIL
+    return _TOKEN_FRAME % (event_id, orjson.dumps(token))
 
 
 def seed_turn_input(body: AnyStreamRequest) -> TurnInput:
