@@ -68,6 +68,14 @@ class UpstreamEvents:
         # builds a TypeError to discard, for every call.
         if self.lines is not None or chunk.find(b"\r") >= 0:
             return self._feed_lines(chunk)
+        # The usual chunk, one whole one-line data event, in fewer steps than the loop below.
+        if (
+            not self.buffer
+            and chunk.find(b"\n") == len(chunk) - 2
+            and chunk.endswith(b"\n\n")
+            and chunk.startswith(_DATA)
+        ):
+            return [chunk[6:-2]]
         buffer = self.buffer + chunk if self.buffer else chunk
         found: list[bytes | str] = []
         start = 0

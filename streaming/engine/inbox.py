@@ -18,7 +18,7 @@ class Inbox:
     def __init__(self) -> None:
         self.items: deque[Any] = deque()
         self.loop = asyncio.get_running_loop()
-        #: The reader's future while it waits for an item (``waiting``).
+        #: The reader's future while it waits for an item.
         self.waiter: asyncio.Future[None] | None = None
 
     def put(self, item: Any) -> None:
@@ -29,16 +29,9 @@ class Inbox:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def waiting(self) -> asyncio.Future[None]:
-        """A future done once an item is there: await it when ``items`` is empty (awaiting
-        the future itself, not a coroutine around it, spares a frame per item)."""
-        self.waiter = waiter = self.loop.create_future()
-        if self.items:
-            waiter.set_result(None)
-        return waiter
-
     async def get(self) -> Any:
         items = self.items
         while not items:
-            await self.waiting()
+            self.waiter = waiter = self.loop.create_future()
+            await waiter
         return items.popleft()

@@ -104,15 +104,17 @@ class Turn:
             if self.start.approved_calls:
                 async for event in self._approved_step():
                     yield event
-            inbox, touch = self.inbox, self.heartbeat.touch
+            items, touch = self.inbox.items, self.heartbeat.touch
+            new_future = self.loop.create_future
             while True:
                 step, call = self._begin_step()
-                # The model step's loop is here rather than in a generator of its own, and
-                # awaits the inbox's future directly: each layer costs per token.
+                # The model step's loop is here rather than in a generator of its own: each
+                # layer costs per token.
                 while True:
-                    if not inbox.items:
-                        await inbox.waiting()
-                    item = inbox.items.popleft()
+                    if not items:  # ``Inbox.get``, without a coroutine per item
+                        self.inbox.waiter = waiter = new_future()
+                        await waiter
+                    item = items.popleft()
                     if call.paused is not None:
                         call.taken()
                     if type(item) is ContentDelta:
