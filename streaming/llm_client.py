@@ -41,10 +41,10 @@ from streaming.chat import (
     reset_llm_client,
 )
 from streaming.upstream_http import (
-    ReadWatch,
     aiohttp_session,
     connect_timed_out,
     drop_cause_tracebacks,
+    read_watch,
 )
 from streaming.upstream_retry import retry_after_seconds
 from streaming.upstream_sse import UpstreamEvents
@@ -93,7 +93,7 @@ class OpenAIChatClient:
         if settings.LLM_PROXY_KEY:
             headers["X-Internal-Auth"] = settings.LLM_PROXY_KEY
         self.total_timeout = settings.LLM_TOTAL_TIMEOUT
-        # Kept by the reader (``ReadWatch``) and ``_send``, not by the transport (per chunk).
+        # Kept by the reader (``read_watch``) and ``_send``, not by the transport (per chunk).
         self.read_timeout = settings.LLM_READ_TIMEOUT
         self.headers_timeout = settings.LLM_CONNECT_TIMEOUT + settings.LLM_READ_TIMEOUT
         self.include_usage = settings.LLM_INCLUDE_USAGE
@@ -151,7 +151,7 @@ class OpenAIChatClient:
         # iteration costs per token.
         response = await self._send(request)
         stream.response = response
-        watch = ReadWatch(self.read_timeout, response.aclose)
+        watch = read_watch(self.read_timeout, response)
         try:
             if stream.hung_up:
                 raise UpstreamDisconnected("The call was hung up.")

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Coroutine
 from typing import Any
 
 import aiohttp
 import httpx
 
 from streaming.background import task_kept
+from streaming.wait_watch import WaitWatch
 
 UPSTREAM_READ_BUFFER_BYTES = 16 * 1024
 UPSTREAM_SOCKET_RCVBUF_BYTES = 32 * 1024
@@ -72,34 +72,11 @@ def connect_timed_out(exc: httpx.TimeoutException) -> bool:
     return not isinstance(cause, aiohttp.ClientError) or isinstance(cause, TimeoutError)
 
 
-class ReadWatch:
-    """A response body's read timeout, kept by its reader, which sets ``began`` (``loop.time()``)
-    when a read begins and 0.0 when it ends (the first read begins with the watch).
-
-    aiohttp's own (``sock_read``) re-arms a timer for every chunk it receives, a token's cost;
-    this one's timer runs once per ``timeout``. When a read waits ``timeout`` it sets
-    ``expired`` and runs ``expire`` (the response's ``aclose``), which ends the read. Time
-    between reads (the reader paused for a slow client) does not count.
-    """
-
-    __slots__ = ("began", "expire", "expired", "handle", "loop", "timeout")
-
-    def __init__(self, timeout: float, expire: Callable[[], Coroutine[Any, Any, None]]) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.timeout = timeout
-        self.expire = expire
-        self.expired = False
-        self.began = self.loop.time()
-        self.handle = self.loop.call_later(timeout, self._check)
-
-    def _check(self) -> None:
-        began = self.began
-        waited = self.loop.time() - began if began else 0.0
-        if waited < self.timeout:
-            self.handle = self.loop.call_later(self.timeout - waited, self._check)
-            return
-        self.expired = True
-        task_kept(self.expire())
-
-    def stop(self) -> None:
-        self.handle.cancel()
+def read_watch(timeout: float, response: httpx.Response) -> WaitWatch:
+    """The read timeout of ``response``'s body, kept by its reader (``WaitWatch.began`` around
+    each read; the first read begins with the watch): a read that waits ``timeout`` closes the
+    response, which ends it. aiohttp's own (``sock_read``) re-arms a timer for every chunk
+    received, a token's cost; time between reads (the reader paused for a slow client) does
+    not count here."""
+    loop = asyncio.get_running_loop()
+    return WaitWatch(timeout, lambda _: task_kept(response.aclose()), began=loop.time())

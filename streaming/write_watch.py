@@ -18,39 +18,23 @@ from contextlib import aclosing
 
 from streaming.engine.events import TurnEvent
 from streaming.runs.run import Logged, ReaderLagging
+from streaming.wait_watch import WaitWatch
 
 logger = logging.getLogger(__name__)
 
 _LAGGING = "a reader fell too far behind its turn: its stream is dropped"
 
 
-class _Watch:
-    """One stream's pending write, checked by a timer that runs once per timeout."""
+def _watch(idle: float) -> WaitWatch:
+    """A watch on the current task's pending write: cancelled once one waits ``idle`` s."""
+    task = asyncio.current_task()
 
-    __slots__ = ("began", "dropped", "handle", "loop", "task", "timeout")
+    def drop(waited: float) -> None:
+        logger.warning("a client accepted nothing for %.0f s: its stream is dropped", waited)
+        if task is not None:
+            task.cancel()
 
-    def __init__(self, timeout: float) -> None:
-        self.loop = asyncio.get_running_loop()
-        self.task = asyncio.current_task()
-        self.timeout = timeout
-        #: When the pending write began (``loop.time()``); 0.0 while none is pending.
-        self.began = 0.0
-        self.dropped = False
-        self.handle = self.loop.call_later(timeout, self.check)
-
-    def check(self) -> None:
-        now = self.loop.time()
-        began = self.began
-        if began and now - began >= self.timeout and self.task is not None:
-            self.dropped = True
-            logger.warning(
-                "a client accepted nothing for %.0f s: its stream is dropped", now - began
-            )
-            self.task.cancel()
-            return
-        self.handle = self.loop.call_later(
-            self.timeout - (now - began) if began else self.timeout, self.check
-        )
+    return WaitWatch(idle, drop)
 
 
 async def write_watched(frames: AsyncIterator[bytes], *, idle: float) -> AsyncIterator[bytes]:
@@ -59,7 +43,7 @@ async def write_watched(frames: AsyncIterator[bytes], *, idle: float) -> AsyncIt
     A reader dropped for lagging (``ReaderLagging``) ends here too: its stream closes
     without its end mark, and the client may resume from its last event id.
     """
-    watch = _Watch(idle)
+    watch = _watch(idle)
     loop = watch.loop
     try:
         async with aclosing(frames):
@@ -70,7 +54,7 @@ async def write_watched(frames: AsyncIterator[bytes], *, idle: float) -> AsyncIt
     except ReaderLagging:
         logger.warning(_LAGGING)
     finally:
-        watch.handle.cancel()
+        watch.stop()
 
 
 async def events_written(
@@ -82,7 +66,7 @@ async def events_written(
 ) -> AsyncIterator[bytes]:
     """``write_watched`` of events framed one by one by ``frame`` (None: not shown), then
     ``end``: one generator for both, since every layer of async iteration costs per token."""
-    watch = _Watch(idle)
+    watch = _watch(idle)
     loop = watch.loop
     try:
         async with aclosing(items):
@@ -96,4 +80,4 @@ async def events_written(
     except ReaderLagging:
         logger.warning(_LAGGING)
     finally:
-        watch.handle.cancel()
+        watch.stop()
