@@ -1,0 +1,232 @@
+"""Following live runs in Redis: one ``XREAD`` per worker process, whatever its readers.
+
+Each reader of a live run joins its stream here. One task, on a connection of its own, blocks
+in one ``XREAD`` over every stream this process follows and hands each entry to that stream's
+readers. A reader that joins behind the shared cursor, or lets more than
+``RUN_READER_MAX_LAG_EVENTS`` entries pile up, reads what it lacks by ``XRANGE`` at its own
+pace; each reader skips events it already has by their number, so that it gets every event
+once, in order. A stream new to the task wakes it with ``CLIENT UNBLOCK``, so that its next
+``XREAD`` includes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator
+from typing import Any
+
+import redis.asyncio as redis
+from django.conf import settings
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from agent_runtime.errors import BrokerUnavailable
+from streaming.engine.events import HEARTBEAT
+from streaming.runs.codec import events_decode
+from streaming.runs.run import Logged
+
+#: Entries per stream in one read.
+CHUNK = 512
+
+Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+class _Reader:
+    """One reader's entries, handed over by the reading task."""
+
+    __slots__ = ("behind", "entries", "error", "wake")
+
+    def __init__(self, *, behind: bool) -> None:
+        self.entries: Entries = []
+        #: It must read from Redis what it lacks before it takes handed entries.
+        self.behind = behind
+        self.error: BaseException | None = None
+        self.wake = asyncio.Event()
+
+    def hand(self, entries: Entries) -> None:
+        if len(self.entries) < settings.RUN_READER_MAX_LAG_EVENTS:
+            self.entries += entries
+        else:  # it lags: drop what it holds, it reads from Redis when it comes back
+            self.entries = []
+            self.behind = True
+        self.wake.set()
+
+    def fail(self, error: BaseException) -> None:
+        self.error = error
+        self.wake.set()
+
+
+class _Stream:
+    """One followed stream: where the shared ``XREAD`` is, and its readers here."""
+
+    __slots__ = ("cursor", "readers")
+
+    def __init__(self, cursor: bytes) -> None:
+        self.cursor = cursor
+        self.readers: set[_Reader] = set()
+
+
+class Followers:
+    """The live readers of one process and the task that reads for all of them."""
+
+    def __init__(self, client: redis.Redis, url: str) -> None:
+        #: For the readers' own reads and for waking the reading task.
+        self.client = client
+        # Its own connection: it is blocked in XREAD most of the time. No retry inside
+        # redis-py: a reconnection would change the id that CLIENT UNBLOCK needs.
+        self.reading = redis.Redis.from_url(
+            url,
+            single_connection_client=True,
+            socket_connect_timeout=1.0,
+            # Above the longest XREAD BLOCK, so that a quiet run is not taken for a dead server.
+            socket_timeout=settings.HEARTBEAT_SECONDS + 10,
+            retry=Retry(NoBackoff(), 0),
+        )
+        self._streams: dict[bytes, _Stream] = {}
+        #: The streams of the ``XREAD`` in flight, if any.
+        self._listening: dict[bytes, bytes] = {}
+        self._reading_id: int | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def follow(
+        self, *, stream: str, meta: str, turn: bytes, base: int, after: int
+    ) -> AsyncIterator[Logged]:
+        """A live run's events after its ``after``-th, until its end mark; heartbeats when it
+        is quiet for ``HEARTBEAT_SECONDS``; ends when the run is gone from Redis."""
+        key = stream.encode()
+        reader = self._join(key, after)
+        position = after
+        try:
+            await self._include(key)
+            while True:
+                if reader.error is not None:
+                    raise BrokerUnavailable() from reader.error
+                if reader.behind:
+                    reader.behind = False
+                    reader.entries = []  # what comes from now on is handed; the rest is read
+                    entries = await self._read(stream, position)
+                    reader.behind = reader.behind or len(entries) == CHUNK
+                elif reader.entries:
+                    entries, reader.entries = reader.entries, []
+                else:
+                    reader.wake.clear()
+                    try:
+                        async with asyncio.timeout(settings.HEARTBEAT_SECONDS):
+                            await reader.wake.wait()
+                    except TimeoutError:
+                        # Quiet for a heartbeat's time: is this run still there?
+                        if await self._turn_of(meta) != turn:
+                            return
+                        yield None, HEARTBEAT
+                    continue
+                for _, fields in entries:
+                    first, events = events_decode(fields[b"e"])
+                    for n, event in enumerate(events, start=first):
+                        if n > position:
+                            position = n
+                            yield base + n, event
+                    if b"end" in fields:
+                        return
+        finally:
+            self._leave(key, reader)
+
+    async def _read(self, stream: str, position: int) -> Entries:
+        try:
+            return await self.client.xrange(stream, min=f"({position}-0", count=CHUNK)
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable() from exc
+
+    async def _turn_of(self, meta: str) -> Any:
+        try:
+            return await self.client.hget(meta, "turn")
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable() from exc
+
+    def _join(self, key: bytes, after: int) -> _Reader:
+        cursor = b"%d-0" % after
+        followed = self._streams.get(key)
+        if followed is None:
+            followed = self._streams[key] = _Stream(cursor)
+        reader = _Reader(behind=followed.cursor != cursor)
+        followed.readers.add(reader)
+        if self._task is None:
+            # A fresh context: the task outlives the request that started it.
+            self._task = asyncio.get_running_loop().create_task(
+                self._read_loop(), context=contextvars.Context()
+            )
+        return reader
+
+    def _leave(self, key: bytes, reader: _Reader) -> None:
+        followed = self._streams.get(key)
+        if followed is None:
+            return
+        followed.readers.discard(reader)
+        if not followed.readers:
+            del self._streams[key]
+            if not self._streams and self._task is not None:
+                # Nobody left to read for: stop now rather than at the XREAD's timeout. Cut
+                # off mid-command, its connection is closed: a new one gets a new id.
+                self._task.cancel()
+                self._task = None
+                self._listening = {}
+                self._reading_id = None
+
+    async def _include(self, key: bytes) -> None:
+        """Returns once the reading task's ``XREAD`` covers ``key``, or will."""
+        task = self._task
+        while self._task is task is not None and key in self._streams:
+            if key in self._listening:
+                return
+            if self._listening and self._reading_id is not None:
+                try:
+                    if await self.client.client_unblock(self._reading_id):
+                        return  # its next XREAD is built from the streams followed now
+                except (RedisError, OSError) as exc:
+                    raise BrokerUnavailable() from exc
+            # Its XREAD is sent but not yet blocked in Redis, or it is between two.
+            await asyncio.sleep(0.001)
+
+    async def _read_loop(self) -> None:
+        block_ms = max(int(settings.HEARTBEAT_SECONDS * 1000), 1)
+        task = asyncio.current_task()
+        retried = False
+        while self._task is task:
+            try:
+                if self._reading_id is None:
+                    reading_id = await self.reading.client_id()
+                    if self._task is not task:
+                        return
+                    self._reading_id = reading_id
+                self._listening = {key: s.cursor for key, s in self._streams.items()}
+                reply = await self.reading.xread(self._listening, block=block_ms, count=CHUNK)
+            except (RedisError, OSError) as exc:
+                if self._task is not task:
+                    return
+                self._listening = {}
+                self._reading_id = None
+                if not retried:  # once, on a new connection
+                    retried = True
+                    continue
+                self._fail(exc)
+                return
+            if self._task is not task:
+                return
+            retried = False
+            self._listening = {}
+            for key, entries in reply or ():
+                followed = self._streams.get(key)
+                if followed is None or not entries:
+                    continue
+                followed.cursor = entries[-1][0]
+                for reader in followed.readers:
+                    reader.hand(entries)
+
+    def _fail(self, error: BaseException) -> None:
+        """Redis failed: every reader ends; the next to join starts a new task."""
+        self._task = None
+        for followed in self._streams.values():
+            for reader in followed.readers:
+                reader.fail(error)
+        self._streams.clear()
