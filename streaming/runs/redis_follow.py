@@ -164,14 +164,9 @@ class Followers:
             return
         followed.readers.discard(reader)
         if not followed.readers:
+            # The task ends when its XREAD returns with no stream left to follow. It is not
+            # cancelled: its XREAD would stay blocked in Redis, in the way of the next command.
             del self._streams[key]
-            if not self._streams and self._task is not None:
-                # Nobody left to read for: stop now rather than at the XREAD's timeout. Cut
-                # off mid-command, its connection is closed: a new one gets a new id.
-                self._task.cancel()
-                self._task = None
-                self._listening = {}
-                self._reading_id = None
 
     async def _include(self, key: bytes) -> None:
         """Returns once the reading task's ``XREAD`` covers ``key``, or will."""
@@ -190,28 +185,20 @@ class Followers:
 
     async def _read_loop(self) -> None:
         block_ms = max(int(settings.HEARTBEAT_SECONDS * 1000), 1)
-        task = asyncio.current_task()
         retried = False
-        while self._task is task:
+        while self._streams:
             try:
                 if self._reading_id is None:
-                    reading_id = await self.reading.client_id()
-                    if self._task is not task:
-                        return
-                    self._reading_id = reading_id
+                    self._reading_id = await self.reading.client_id()
                 self._listening = {key: s.cursor for key, s in self._streams.items()}
                 reply = await self.reading.xread(self._listening, block=block_ms, count=CHUNK)
             except (RedisError, OSError) as exc:
-                if self._task is not task:
-                    return
                 self._listening = {}
                 self._reading_id = None
                 if not retried:  # once, on a new connection
                     retried = True
                     continue
                 self._fail(exc)
-                return
-            if self._task is not task:
                 return
             retried = False
             self._listening = {}
@@ -222,6 +209,7 @@ class Followers:
                 followed.cursor = entries[-1][0]
                 for reader in followed.readers:
                     reader.hand(entries)
+        self._task = None
 
     def _fail(self, error: BaseException) -> None:
         """Redis failed: every reader ends; the next to join starts a new task."""

@@ -156,3 +156,31 @@ async def test_redis_going_down_ends_every_live_reader(private_redis: PrivateRed
     for run in runs:
         await run.task
         assert run.ended
+
+
+async def test_readers_that_come_after_all_others_left_are_served(
+    private_redis: PrivateRedis,
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    # A read left blocked in Redis by the readers who left would hold the next ones this long:
+    # past the hang guard below.
+    settings.HEARTBEAT_SECONDS = 300
+    writer, reader = RedisBroker(), RedisBroker()
+    for _ in range(2):
+        scripts, runs = started(writer, 2)
+        for script in scripts:
+            script.queue.put_nowait(TextDelta("first"))
+        infos = [await live_info(reader, run) for run in runs]
+        following = [
+            asyncio.ensure_future(collect(reader.run_read(info=i, after=0))) for i in infos
+        ]
+        await until_blocked(reader)
+        for i in range(10):
+            for script in scripts:
+                script.queue.put_nowait(TextDelta(str(i)))
+        for script in scripts:
+            script.queue.put_nowait(TurnFinished("stop", "completed", {}))
+            script.queue.put_nowait(None)
+        got = await asyncio.wait_for(asyncio.gather(*following), 60)
+        for run, items in zip(runs, got, strict=True):
+            assert items == [(run.base + n, e) for n, e in enumerate(run.log, start=1)]
