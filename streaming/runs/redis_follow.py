@@ -74,11 +74,12 @@ class Followers:
     def __init__(self, client: redis.Redis, url: str) -> None:
         #: For the readers' own reads and for waking the reading task.
         self.client = client
-        # Its own connection: it is blocked in XREAD most of the time. No retry inside
-        # redis-py: a reconnection would change the id that CLIENT UNBLOCK needs.
+        # Its own connection (a pool of one, for commands and pipelines alike): it is blocked
+        # in XREAD most of the time. No retry inside redis-py: a reconnection would change the
+        # id that CLIENT UNBLOCK needs.
         self.reading = redis.Redis.from_url(
             url,
-            single_connection_client=True,
+            max_connections=1,
             socket_connect_timeout=1.0,
             # Above the longest XREAD BLOCK, so that a quiet run is not taken for a dead server.
             socket_timeout=settings.HEARTBEAT_SECONDS + 10,
@@ -191,7 +192,14 @@ class Followers:
                 if self._reading_id is None:
                     self._reading_id = await self.reading.client_id()
                 self._listening = {key: s.cursor for key, s in self._streams.items()}
-                reply = await self.reading.xread(self._listening, block=block_ms, count=CHUNK)
+                # Before Redis 7.2 a blocked XREAD over several streams is answered with the
+                # first stream that got an entry only: a second XREAD, queued behind it, takes
+                # every stream the same write filled, in the same round trip.
+                pipe = self.reading.pipeline(transaction=False)
+                pipe.xread(self._listening, block=block_ms, count=CHUNK)
+                pipe.xread(self._listening, count=CHUNK)
+                woken, ready = await pipe.execute()
+                reply = ready or woken  # from the same cursors: the later has all the earlier
             except (RedisError, OSError) as exc:
                 self._listening = {}
                 self._reading_id = None
