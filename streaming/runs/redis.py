@@ -17,7 +17,6 @@ import asyncio
 import contextvars
 import logging
 from collections.abc import AsyncIterator
-from contextlib import aclosing
 from datetime import datetime
 
 import redis.asyncio as redis
@@ -242,16 +241,16 @@ class RedisBroker(RunBroker):
             ended=meta[b"ended"] == meta[b"turn"],
         )
 
-    async def run_read(self, *, info: RunInfo, after: int) -> AsyncIterator[Logged]:
+    def run_read(self, *, info: RunInfo, after: int) -> AsyncIterator[Logged]:
         meta, stream = _keys(info.session_id, info.turn_id)
-        if not info.ended:
-            live = self._followers.follow(
-                stream=stream, meta=meta, turn=info.turn_id.encode(), base=info.base, after=after
-            )
-            async with aclosing(live):
-                async for item in live:
-                    yield item
-            return
+        if info.ended:
+            return self._read_ended(stream, base=info.base, after=after)
+        turn = info.turn_id.encode()
+        return self._followers.follow(
+            stream=stream, meta=meta, turn=turn, base=info.base, after=after
+        )
+
+    async def _read_ended(self, stream: str, *, base: int, after: int) -> AsyncIterator[Logged]:
         try:  # all of it at once, before it expires
             entries = await self.client.xrange(stream, min=f"({after}-0")
         except (RedisError, OSError) as exc:
@@ -262,7 +261,7 @@ class RedisBroker(RunBroker):
             for n, event in enumerate(events, start=first):
                 if n > position:
                     position = n
-                    yield info.base + n, event
+                    yield base + n, event
 
     async def available(self) -> bool:
         try:

@@ -34,7 +34,7 @@ def started(writer: RedisBroker, count: int) -> tuple[list[Script], list[Run]]:
     scripts = [Script() for _ in range(count)]
     runs = []
     for k, script in enumerate(scripts):
-        run = new_run(script, opening_seq=k + 1)
+        run = new_run(script, turn_number=k + 1)
         run.session_id = f"follow-test-{uuid.uuid4().hex}"
         writer.run_started(run)
         runs.append(run)
