@@ -5,14 +5,16 @@ in one ``XREAD`` over every stream this process follows and hands each entry to 
 readers. A reader that joins behind the shared cursor, or lets more than
 ``RUN_READER_MAX_LAG_EVENTS`` entries pile up, reads what it lacks by ``XRANGE`` at its own
 pace; each reader skips events it already has by their number, so that it gets every event
-once, in order. A stream new to the task wakes it with ``CLIENT UNBLOCK``, so that its next
-``XREAD`` includes it.
+once, in order. The ``XREAD`` also covers a stream of the process's own (``WAKE_PREFIX``): a
+reader of a stream that the ``XREAD`` in flight does not cover adds an entry to it, so that the
+next ``XREAD`` does. (Stream commands only: ``CLIENT UNBLOCK`` would need ``@admin``.)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -29,6 +31,9 @@ from streaming.runs.run import Logged
 
 #: Entries per stream in one read.
 CHUNK = 512
+
+#: The streams that wake a process's reading task, one per process.
+WAKE_PREFIX = "agent_runtime:readers:"
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
@@ -74,21 +79,21 @@ class Followers:
     def __init__(self, client: redis.Redis, url: str) -> None:
         #: For the readers' own reads and for waking the reading task.
         self.client = client
-        # Its own connection (a pool of one, for commands and pipelines alike): it is blocked
-        # in XREAD most of the time. No retry inside redis-py: a reconnection would change the
-        # id that CLIENT UNBLOCK needs.
+        # Its own connection (a pool of one): it is blocked in XREAD most of the time.
         self.reading = redis.Redis.from_url(
             url,
             max_connections=1,
             socket_connect_timeout=1.0,
             # Above the longest XREAD BLOCK, so that a quiet run is not taken for a dead server.
             socket_timeout=settings.HEARTBEAT_SECONDS + 10,
-            retry=Retry(NoBackoff(), 0),
+            retry=Retry(NoBackoff(), 1),
         )
+        self._wake_key = f"{WAKE_PREFIX}{uuid.uuid4().hex}".encode()
+        #: The last wake entry the task saw: it returns at once for any later one.
+        self._wake_cursor = b"0-0"
         self._streams: dict[bytes, _Stream] = {}
         #: The streams of the ``XREAD`` in flight, if any.
         self._listening: dict[bytes, bytes] = {}
-        self._reading_id: int | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def follow(
@@ -170,47 +175,45 @@ class Followers:
             del self._streams[key]
 
     async def _include(self, key: bytes) -> None:
-        """Returns once the reading task's ``XREAD`` covers ``key``, or will."""
-        task = self._task
-        while self._task is task is not None and key in self._streams:
-            if key in self._listening:
-                return
-            if self._listening and self._reading_id is not None:
-                try:
-                    if await self.client.client_unblock(self._reading_id):
-                        return  # its next XREAD is built from the streams followed now
-                except (RedisError, OSError) as exc:
-                    raise BrokerUnavailable() from exc
-            # Its XREAD is sent but not yet blocked in Redis, or it is between two.
-            await asyncio.sleep(0.001)
+        """Makes sure the reading task's ``XREAD`` covers ``key``: the one in flight, if it was
+        built before ``key`` was followed, returns for an entry on the wake stream."""
+        if not self._listening or key in self._listening:
+            return  # the next XREAD is built from the streams followed now
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.xadd(self._wake_key, {b"w": b""}, maxlen=1, approximate=False)
+                # Gone soon after its process: only readers that join refresh it.
+                pipe.expire(self._wake_key, int(settings.HEARTBEAT_SECONDS) + 60)
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable() from exc
 
     async def _read_loop(self) -> None:
         block_ms = max(int(settings.HEARTBEAT_SECONDS * 1000), 1)
-        retried = False
+        wake = self._wake_key
         while self._streams:
+            streams = {wake: self._wake_cursor}
+            for key, followed in self._streams.items():
+                streams[key] = followed.cursor
+            self._listening = streams
             try:
-                if self._reading_id is None:
-                    self._reading_id = await self.reading.client_id()
-                self._listening = {key: s.cursor for key, s in self._streams.items()}
                 # Before Redis 7.2 a blocked XREAD over several streams is answered with the
                 # first stream that got an entry only: a second XREAD, queued behind it, takes
                 # every stream the same write filled, in the same round trip.
                 pipe = self.reading.pipeline(transaction=False)
-                pipe.xread(self._listening, block=block_ms, count=CHUNK)
-                pipe.xread(self._listening, count=CHUNK)
+                pipe.xread(streams, block=block_ms, count=CHUNK)
+                pipe.xread(streams, count=CHUNK)
                 woken, ready = await pipe.execute()
-                reply = ready or woken  # from the same cursors: the later has all the earlier
             except (RedisError, OSError) as exc:
                 self._listening = {}
-                self._reading_id = None
-                if not retried:  # once, on a new connection
-                    retried = True
-                    continue
                 self._fail(exc)
                 return
-            retried = False
             self._listening = {}
-            for key, entries in reply or ():
+            # From the same cursors: the later reply has all of the earlier one.
+            for key, entries in ready or woken or ():
+                if key == wake:
+                    self._wake_cursor = entries[-1][0]
+                    continue
                 followed = self._streams.get(key)
                 if followed is None or not entries:
                     continue

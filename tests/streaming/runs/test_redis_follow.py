@@ -183,3 +183,40 @@ async def test_readers_that_come_after_all_others_left_are_served(
         got = await asyncio.wait_for(asyncio.gather(*following), 60)
         for run, items in zip(runs, got, strict=True):
             assert items == [(run.base + n, e) for n, e in enumerate(run.log, start=1)]
+
+
+async def test_a_redis_user_without_admin_commands_serves_live_readers(
+    private_redis: PrivateRedis,
+    settings,  # type: ignore[no-untyped-def]
+) -> None:
+    admin = RedisBroker()
+    await admin.client.acl_setuser(
+        "runtime",
+        enabled=True,
+        passwords=["+secret"],
+        categories=["+@all", "-@admin", "-@dangerous"],
+        keys=["*"],
+        channels=["*"],
+    )
+    settings.REDIS_URL = private_redis.url.replace("://", "://runtime:secret@")
+    settings.HEARTBEAT_SECONDS = 300  # a read not woken would wait this long: past the guard
+    writer, reader = RedisBroker(), RedisBroker()
+    scripts, runs = started(writer, 2)
+    for script in scripts:
+        script.queue.put_nowait(TextDelta("first"))
+    infos = [await live_info(reader, run) for run in runs]
+    first = asyncio.ensure_future(collect(reader.run_read(info=infos[0], after=0)))
+    await until_blocked(admin)
+    # The XREAD in flight does not cover the second run's stream, and the first run stays
+    # quiet: only the wake makes the next XREAD cover it.
+    second = asyncio.ensure_future(collect(reader.run_read(info=infos[1], after=0)))
+    for i in range(10):
+        scripts[1].queue.put_nowait(TextDelta(str(i)))
+    scripts[1].queue.put_nowait(TurnFinished("stop", "completed", {}))
+    scripts[1].queue.put_nowait(None)
+    got = [await asyncio.wait_for(second, 60)]
+    scripts[0].queue.put_nowait(TurnFinished("stop", "completed", {}))
+    scripts[0].queue.put_nowait(None)
+    got.append(await asyncio.wait_for(first, 60))
+    for run, items in zip((runs[1], runs[0]), got, strict=True):
+        assert items == [(run.base + n, e) for n, e in enumerate(run.log, start=1)]
