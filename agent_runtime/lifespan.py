@@ -11,6 +11,7 @@ import logging
 from agent_runtime.asgi_types import ASGIApp, Receive, Scope, Send
 from agent_runtime.metrics import unshared_worker_problem
 from streaming.llm_client import reset_llm_client
+from streaming.runs.memory import freeze_startup_objects
 from streaming.tools.registry import tool_registry_close
 
 logger = logging.getLogger("agent_runtime.serve")
@@ -29,6 +30,7 @@ class Lifespan:
             if message["type"] == "lifespan.startup":
                 if problem := unshared_worker_problem():
                     logger.warning(problem)
+                freeze_startup_objects()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await reset_llm_client()
