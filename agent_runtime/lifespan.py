@@ -1,5 +1,7 @@
 """ASGI lifespan for Django, which has none: warn at start-up of a way of running several
-workers that cannot share metrics; close the upstream client and the MCP sessions on shutdown.
+workers that cannot share metrics, and freeze the start-up objects out of the garbage
+collector's walks (``streaming.runs.memory``); close the upstream client and the MCP sessions
+on shutdown.
 
 Without it the pooled upstream connections are dropped unclosed when a worker stops
 (aiohttp then logs "Unclosed connector" at ERROR), and stdio MCP servers slow to notice the
