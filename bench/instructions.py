@@ -37,6 +37,7 @@ from bench.procs import (
     free_port,
     runtime_env,
     start_devllm,
+    uvicorn_command,
 )
 from bench.run import PRIOR_MESSAGES, loadgen
 
@@ -185,17 +186,5 @@ def callgrind_uvicorn(python: str, app: str, port: int, out_file: Path) -> list[
         "--tool=callgrind",
         "--instr-atstart=no",
         f"--callgrind-out-file={out_file}",
-        python,
-        "-m",
-        "uvicorn",
-        app,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "1",
-        "--lifespan",
-        "off",
-        "--no-access-log",
+        *uvicorn_command(python, app, port),
     ]

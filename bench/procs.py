@@ -173,15 +173,10 @@ def runtime_env(db_url: str, llm_url: str, extra: dict[str, str] | None = None) 
     return env
 
 
-def _start_uvicorn(
-    name: str, app: str, scratch: Path, pinning: Pinning, env: dict[str, str], args: list[str]
-) -> Server:
-    """One uvicorn worker (no supervisor process, so its pid is the server's), on its own core."""
-    port = free_port()
-    log = scratch / f"{name}-{port}.log"
-    command = [
-        *pinning.prefix(pinning.server),
-        sys.executable,
+def uvicorn_command(python: str, app: str, port: int) -> list[str]:
+    """One uvicorn worker of ``app`` on ``port`` (no supervisor, so its pid is the server's)."""
+    return [
+        python,
         "-m",
         "uvicorn",
         app,
@@ -195,8 +190,16 @@ def _start_uvicorn(
         "off",
         # As ``manage.py serve``: the runtime writes its own request log line instead.
         "--no-access-log",
-        *args,
     ]
+
+
+def _start_uvicorn(
+    name: str, app: str, scratch: Path, pinning: Pinning, env: dict[str, str], args: list[str]
+) -> Server:
+    """One uvicorn worker (no supervisor process, so its pid is the server's), on its own core."""
+    port = free_port()
+    log = scratch / f"{name}-{port}.log"
+    command = [*pinning.prefix(pinning.server), *uvicorn_command(sys.executable, app, port), *args]
     server = Server(name, f"http://127.0.0.1:{port}", _spawn(command, env, log), log)
     _wait_up(server, "/health")
     return server

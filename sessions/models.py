@@ -48,6 +48,9 @@ class Session(models.Model):
     last_activity_at = models.DateTimeField(db_index=True)
     # Highest ``Message.seq`` handed out; bumped in the same transaction as each insert.
     last_seq = models.PositiveIntegerField(default=0)
+    # How many turns have taken the lease: each turn's number, the prefix of its events' ids
+    # (a turn may store nothing, so ``last_seq`` cannot number turns).
+    turns_opened = models.PositiveBigIntegerField(default=0, db_default=0)
 
     # The running turn, if any: a lease that one worker holds and renews. It is taken with a
     # conditional UPDATE, so two workers (or hosts) never run turns of one session at once, and

@@ -58,9 +58,9 @@ class TurnStart:
     session_pk: int
     turn_id: UUID
     history: list[dict[str, Any]] = field(default_factory=list)
-    #: ``seq`` of the message that opened the turn (the user message or the tool result);
-    #: it orders a session's turns, and so the ids of their events.
-    opening_seq: int = 0
+    #: The turn's number in its session (``Session.turns_opened`` when it took the lease): it
+    #: orders a session's turns, and so the ids of their events.
+    turn_number: int = 0
     #: Set when the request repeats a ``message_id`` whose turn already ended.
     replay: list[StoredMessage] | None = None
     #: Set when an answer was stored but other calls of its step still wait: the client-side

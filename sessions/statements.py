@@ -72,22 +72,23 @@ def _stamp(value: datetime | None) -> Any:
 
 def lease_take_if_free(
     *, session_id: str, turn_id: UUID, now: datetime, expires: datetime
-) -> tuple[int, int] | None:
-    """Take the lease of an existing, idle session with no pending tool calls, and reserve the
-    next ``seq``: ``(session_pk, seq)``; None when it is unknown, busy or waits for results."""
+) -> tuple[int, int, int] | None:
+    """Take the lease of an existing, idle session with no pending tool calls, reserve the
+    next ``seq`` and number the turn: ``(session_pk, seq, turn_number)``; None when it is
+    unknown, busy or waits for results."""
     stamp = _stamp(now)
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {_S} SET active_turn_id = %s, active_turn_expires_at = %s, "
             "cancel_turn_id = NULL, last_activity_at = %s, updated_at = %s, "
-            "last_seq = last_seq + 1 "
+            "last_seq = last_seq + 1, turns_opened = turns_opened + 1 "
             "WHERE session_id = %s AND pending_tool_calls IS NULL "
             f"AND NOT {LEASE_HELD_SQL} "
-            "RETURNING id, last_seq",
+            "RETURNING id, last_seq, turns_opened",
             [_uuid(turn_id), _stamp(expires), stamp, stamp, session_id, stamp],
         )
         row = cursor.fetchone()
-    return None if row is None else (row[0], row[1])
+    return None if row is None else (row[0], row[1], row[2])
 
 
 def _progress_sql(lease: str) -> str:

@@ -169,7 +169,7 @@ def _settle(
         session_pk=session.pk,
         turn_id=turn_id,
         approved_calls=[ApprovedCall(c["id"], c["name"], c["arguments"]) for c in pending],
-        opening_seq=session.last_seq,
+        turn_number=session.turns_opened,
     )
 
 

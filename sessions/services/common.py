@@ -31,6 +31,7 @@ _TURN_STATE_FIELDS = [
     "pending_tool_calls",
     "last_activity_at",
     "last_seq",
+    "turns_opened",
     "updated_at",
 ]
 
@@ -66,6 +67,7 @@ def _take_lease(session: Session, turn_id: UUID) -> None:
     session.active_turn_id = turn_id
     session.active_turn_expires_at = timezone.now() + timedelta(seconds=settings.TURN_LEASE_SECONDS)
     session.cancel_turn_id = None
+    session.turns_opened += 1
 
 
 def _append(session: Session, turn_id: UUID | None, messages: Sequence[NewMessage]) -> None:

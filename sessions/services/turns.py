@@ -63,7 +63,7 @@ def turn_open(
                 expires=now + timedelta(seconds=settings.TURN_LEASE_SECONDS),
             )
             if taken is not None:
-                session_pk, seq = taken
+                session_pk, seq, turn_number = taken
                 statements.messages_insert(
                     session_pk=session_pk,
                     first_seq=seq,
@@ -76,7 +76,7 @@ def turn_open(
                 session_pk=session_pk,
                 turn_id=turn_id,
                 history=_history(session_pk),
-                opening_seq=seq,
+                turn_number=turn_number,
             )
     # Otherwise (a new session, a busy one, pending tool calls, a message_id to look up).
     with transaction.atomic():
@@ -125,7 +125,7 @@ def turn_open(
         session_pk=session.pk,
         turn_id=turn_id,
         history=_history(session.pk),
-        opening_seq=session.last_seq,
+        turn_number=session.turns_opened,
     )
 
 
@@ -150,7 +150,12 @@ def turn_regenerate_open(*, session_id: str, turn_id: UUID) -> TurnStart:
         _take_lease(session, turn_id)
         session.last_activity_at = timezone.now()
         session.save(update_fields=_TURN_STATE_FIELDS)
-    return TurnStart(session_pk=session.pk, turn_id=turn_id, history=_history(session.pk))
+    return TurnStart(
+        session_pk=session.pk,
+        turn_id=turn_id,
+        history=_history(session.pk),
+        turn_number=session.turns_opened,
+    )
 
 
 def turn_record(

@@ -27,7 +27,7 @@ class RunInfo:
 
     session_id: str
     turn_id: str
-    #: The id of the turn's events before the first: ``opening_seq * EVENT_ID_STRIDE``.
+    #: The id of the turn's events before the first: ``turn_number * EVENT_ID_STRIDE``.
     base: int
     started_at: datetime
     #: The id of the last event logged so far; None before the first.

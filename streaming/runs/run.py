@@ -6,8 +6,8 @@ log's first reader, and the broker (``streaming.runs.broker``) lets readers else
 What is buffered is bounded: a ``cancel`` turn is read only as fast as its client takes it; a
 reader of a turn that does not wait for it is dropped when it lags (``ReaderLagging``).
 
-Event ids are integers: ``opening_seq * EVENT_ID_STRIDE + n``, where ``opening_seq`` is the
-``seq`` of the message that opened the turn and ``n`` counts the turn's events from 1. So they
+Event ids are integers: ``turn_number * EVENT_ID_STRIDE + n``, where ``turn_number`` counts the
+session's turns (``Session.turns_opened``) and ``n`` counts the turn's events from 1. So they
 increase within a stream and across a session's turns, and are unique within the session.
 """
 
@@ -68,7 +68,7 @@ class Run:
     ):
         self.session_id = session_id
         self.turn_id = str(start.turn_id)
-        self.base = start.opening_seq * EVENT_ID_STRIDE
+        self.base = start.turn_number * EVENT_ID_STRIDE
         self.started_at: datetime = timezone.now()
         #: The events so far; ``log[i]`` has ``n = i + 1``.
         self.log: list[TurnEvent] = []

@@ -4,7 +4,7 @@ message; the replaced one stays stored, superseded, and is not sent upstream aga
 import pytest
 
 from tests.servers import DevLLM, Runtime
-from tests.sse import post_stream, text_of
+from tests.sse import events, post_stream, text_of
 
 pytestmark = pytest.mark.e2e
 
@@ -40,3 +40,31 @@ def test_regenerate_errors(runtime: Runtime) -> None:
         "/agent/message/stream", json={"session_id": "nobody", "type": "regenerate"}
     )
     assert (unknown.status_code, unknown.json()["code"]) == (404, "not_found")
+
+
+def test_each_regenerated_answer_has_ids_of_its_own(runtime: Runtime, devllm: DevLLM) -> None:
+    """A regenerated answer is a turn of its own: its events' ids go on increasing, so a
+    client resuming with an id from an earlier answer gets the latest one from its start."""
+    devllm.script({"content": "One."}, {"content": "Two."}, {"content": "Three."})
+    client = runtime.client
+    turns = [
+        post_stream(client, {"session_id": "regen-ids", "content": "count"}),
+        post_stream(client, {"session_id": "regen-ids", "type": "regenerate"}),
+        post_stream(client, {"session_id": "regen-ids", "type": "regenerate"}),
+    ]
+    ids = [frame.id for turn in turns for frame in turn if frame.id is not None]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    earlier = max(f.id for f in turns[1] if f.id is not None)
+    resumed = client.get(
+        "/agent/sessions/regen-ids/stream",
+        headers={"Accept": "text/event-stream", "Last-Event-ID": str(earlier)},
+    )
+    assert resumed.status_code == 200
+    assert text_of(events(resumed)) == "Three."
+    latest = max(f.id for f in turns[2] if f.id is not None)
+    caught_up = client.get(
+        "/agent/sessions/regen-ids/stream",
+        headers={"Accept": "text/event-stream", "Last-Event-ID": str(latest)},
+    )
+    assert caught_up.status_code == 204

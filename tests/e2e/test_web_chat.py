@@ -32,8 +32,8 @@ WEB_CHAT = Path(__file__).resolve().parent.parent.parent / "examples" / "web-cha
 SLOW_REPLY = {"tokens": [f"w{i} " for i in range(300)], "token_delay_ms": 60}
 
 
-@pytest.fixture(scope="module")
-def web_chat(runtime_process: Runtime, server_logs: Path) -> Iterator[str]:
+def _web_chat_for(runtime: Runtime, server_logs: Path) -> Iterator[str]:
+    """The example's dev server in front of ``runtime``, until the generator is closed."""
     if not CHROMIUM.exists():
         message = "Chromium is not installed: run `apt-get install -y chromium` (Debian)."
         if os.environ.get("REQUIRE_CHROMIUM") == "1":
@@ -45,7 +45,7 @@ def web_chat(runtime_process: Runtime, server_logs: Path) -> Iterator[str]:
     log = server_logs / f"vite-{port}.log"
     env = {
         **os.environ,
-        "AGENT_RUNTIME_URL": runtime_process.url,
+        "AGENT_RUNTIME_URL": runtime.url,
         "AGENT_RUNTIME__INTERNAL_API_KEY": E2E_KEY,
         "WEB_CHAT_PORT": str(port),
     }
@@ -60,8 +60,19 @@ def web_chat(runtime_process: Runtime, server_logs: Path) -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def web_chat(runtime_process: Runtime, server_logs: Path) -> Iterator[str]:
+    yield from _web_chat_for(runtime_process, server_logs)
+
+
+@pytest.fixture(scope="module")
+def approval_web_chat(approval_runtime_process: Runtime, server_logs: Path) -> Iterator[str]:
+    """The page in front of a runtime whose calculator calls wait for the user's approval."""
+    yield from _web_chat_for(approval_runtime_process, server_logs)
+
+
 @pytest.fixture
-def page(web_chat: str, runtime: Runtime) -> Iterator[object]:
+def page(devllm: DevLLM, transactional_db: None) -> Iterator[object]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -181,3 +192,40 @@ def test_a_reload_mid_answer_resumes_the_whole_answer(
     )
     [stream] = devllm.streams()  # one model call, never restarted
     assert stream["completed"]
+
+
+def test_approve_and_deny_in_the_page(
+    page,  # type: ignore[no-untyped-def]
+    approval_web_chat: str,
+    approval_runtime: Runtime,
+    devllm: DevLLM,
+) -> None:
+    """A call that waits for approval shows Approve and Deny; each decision continues the turn
+    once, and the runtime runs the approved call only."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{approval_web_chat}/?chat=web-chat-approval")
+    _send(page, '/tool calculator {"expr": "6*7"}')
+    tool = page.locator(".tool[data-tool=calculator]").last
+    expect(tool).to_have_attribute("data-state", "approval-requested")
+    expect(page.get_by_test_id("status")).to_have_text("ready")
+    assert len(devllm.requests()) == 1  # nothing runs before the decision
+    tool.get_by_role("button", name="Approve").click()
+    expect(tool).to_have_attribute("data-state", "output-available")
+    expect(tool).to_contain_text("42")
+    expect(page.locator("article[data-role=assistant]").last).to_contain_text("returned 42")
+
+    _send(page, '/tool calculator {"expr": "1+1"}')
+    denied = page.locator(".tool[data-tool=calculator]").last
+    expect(denied).to_have_attribute("data-state", "approval-requested")
+    denied.get_by_role("button", name="Deny").click()
+    expect(denied).to_have_attribute("data-state", "output-denied")
+    expect(page.locator("article[data-role=assistant]").last).to_contain_text(
+        '"reason":"denied in the page"'  # the model was told why
+    )
+    expect(page.get_by_test_id("status")).to_have_text("ready")
+    stored = _stored(approval_runtime, "web-chat-approval")
+    tools = [m["content"] for m in stored if m["role"] == "tool"]
+    assert tools[0] == "42"
+    assert "denied in the page" in tools[1]
+    assert len(devllm.requests()) == 4  # two calls asked, two continuations

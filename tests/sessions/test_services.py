@@ -72,6 +72,26 @@ def test_record_appends_in_order_and_releases_the_lease() -> None:
     assert list(Message.objects.values_list("seq", flat=True)) == [1, 2, 3]
 
 
+def test_every_turn_that_takes_the_lease_gets_the_next_number() -> None:
+    """New session (ORM path), idle session (statement path), message_id (ORM path), a
+    regenerate and an expired lease taken over: each turn numbers one more, stored or not."""
+    first = open_turn()
+    finish(first)  # stores nothing
+    second = open_turn(content="again")
+    finish(second)
+    keyed = open_turn(content="keyed", key="k1")
+    finish(keyed)
+    regenerated = services.turn_regenerate_open(session_id="s", turn_id=uuid.uuid4())
+    Session.objects.update(active_turn_expires_at=timezone.now() - timedelta(seconds=1))
+    taken_over = open_turn(content="after crash")
+    numbers = [s.turn_number for s in (first, second, keyed, regenerated, taken_over)]
+    assert numbers == [1, 2, 3, 4, 5]
+    assert Session.objects.get().turns_opened == 5
+    replayed = open_turn(content="keyed", key="k1")  # a replay is no turn
+    assert replayed.replay is not None
+    assert Session.objects.get().turns_opened == 5
+
+
 def test_a_stale_turn_does_not_release_a_newer_lease() -> None:
     first = open_turn()
     Session.objects.update(active_turn_expires_at=timezone.now() - timedelta(seconds=1))

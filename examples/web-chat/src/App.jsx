@@ -1,5 +1,9 @@
 import { useChat } from "@ai-sdk/react";
-import { DefaultChatTransport, lastAssistantMessageIsCompleteWithToolCalls } from "ai";
+import {
+  DefaultChatTransport,
+  lastAssistantMessageIsCompleteWithApprovalResponses,
+  lastAssistantMessageIsCompleteWithToolCalls,
+} from "ai";
 import { useEffect, useState } from "react";
 import { storedHistory } from "./history.js";
 import { readFile, WORKSPACE } from "./workspace.js";
@@ -28,13 +32,31 @@ export function App() {
   return <Chat chatId={chatId} history={history} />;
 }
 
+/** Continue the turn once every client-side call has its output and every call that waited
+ * for the user has a decision: the runtime then runs the approved calls. */
+function everyCallAnswered(options) {
+  return (
+    lastAssistantMessageIsCompleteWithToolCalls(options) ||
+    lastAssistantMessageIsCompleteWithApprovalResponses(options)
+  );
+}
+
 function Chat({ chatId, history }) {
-  const { messages, sendMessage, status, stop, error, regenerate, addToolOutput } = useChat({
+  const {
+    messages,
+    sendMessage,
+    status,
+    stop,
+    error,
+    regenerate,
+    addToolOutput,
+    addToolApprovalResponse,
+  } = useChat({
     id: chatId,
     messages: history,
     transport: new DefaultChatTransport({ api: "/agent/ai-sdk/chat" }),
     resume: true, // on load, GET /agent/ai-sdk/chat/{id}/stream: the running answer, if any
-    sendAutomaticallyWhen: lastAssistantMessageIsCompleteWithToolCalls,
+    sendAutomaticallyWhen: everyCallAnswered,
     onToolCall({ toolCall }) {
       if (toolCall.dynamic || toolCall.toolName !== "read_file") return;
       try {
@@ -82,7 +104,7 @@ function Chat({ chatId, history }) {
         {messages.map((message) => (
           <article key={message.id} className={`message ${message.role}`} data-role={message.role}>
             {message.parts.map((part, index) => (
-              <Part key={index} part={part} />
+              <Part key={index} part={part} onDecision={addToolApprovalResponse} />
             ))}
             {message.metadata?.status && message.metadata.status !== "complete" && (
               <span className="status">{message.metadata.status}</span>
@@ -122,7 +144,7 @@ function Chat({ chatId, history }) {
   );
 }
 
-function Part({ part }) {
+function Part({ part, onDecision }) {
   if (part.type === "text") return <p className="text">{part.text}</p>;
   if (part.type.startsWith("tool-")) {
     const name = part.type.slice("tool-".length);
@@ -132,9 +154,27 @@ function Part({ part }) {
         <code>
           {name}({JSON.stringify(part.input)})
         </code>{" "}
-        <span className="where">ran in {where}</span>
+        {part.state.startsWith("output-") && part.state !== "output-denied" && (
+          <span className="where">ran in {where}</span>
+        )}
+        {part.state === "approval-requested" && (
+          <span className="approval">
+            <button type="button" onClick={() => onDecision({ id: part.approval.id, approved: true })}>
+              Approve
+            </button>
+            <button
+              type="button"
+              onClick={() =>
+                onDecision({ id: part.approval.id, approved: false, reason: "denied in the page" })
+              }
+            >
+              Deny
+            </button>
+          </span>
+        )}
         {part.state === "output-available" && <pre>{JSON.stringify(part.output)}</pre>}
         {part.state === "output-error" && <pre className="error">{part.errorText}</pre>}
+        {part.state === "output-denied" && <span className="denied">denied</span>}
       </div>
     );
   }

@@ -25,7 +25,7 @@ async def test_runs_written_together_are_read_whole_elsewhere(redis_url: str) ->
     scripts = [Script(), Script()]
     runs = []
     for k, script in enumerate(scripts):
-        run = new_run(script, opening_seq=k + 1)
+        run = new_run(script, turn_number=k + 1)
         run.session_id = f"redis-test-{uuid.uuid4().hex}"
         writer.run_started(run)
         runs.append(run)

@@ -34,9 +34,9 @@ class Script:
             self.closed.set()
 
 
-def new_run(script: Script, opening_seq: int = 3, *, in_task: bool = True) -> Run:
+def new_run(script: Script, turn_number: int = 3, *, in_task: bool = True) -> Run:
     """A run; driven by a task of its own unless ``in_task`` is false."""
-    start = TurnStart(session_pk=1, turn_id=uuid.uuid4(), opening_seq=opening_seq)
+    start = TurnStart(session_pk=1, turn_id=uuid.uuid4(), turn_number=turn_number)
     run = Run(session_id="s", start=start, events=script.events())  # type: ignore[arg-type]
     if in_task:
         run.drive_in_task()
@@ -50,7 +50,7 @@ async def collect(items: AsyncIterator[tuple[int | None, object]]) -> Items:
     return [item async for item in items]
 
 
-async def test_ids_continue_the_opening_seq_and_readers_start_anywhere() -> None:
+async def test_ids_continue_the_turn_number_and_readers_start_anywhere() -> None:
     script = Script()
     run = new_run(script)
     early = asyncio.ensure_future(collect(run.follow()))
@@ -121,7 +121,7 @@ async def test_the_first_reader_leaving_stops_the_turn_only_under_cancel(
 async def test_the_in_process_broker_finds_a_run_and_positions_a_cursor() -> None:
     broker = InProcessBroker()
     script = Script()
-    run = new_run(script, opening_seq=5)
+    run = new_run(script, turn_number=5)
     broker.run_started(run)
     script.queue.put_nowait(TextDelta("a"))
     script.queue.put_nowait(TextDelta("b"))
@@ -158,7 +158,7 @@ async def test_the_cancel_first_reader_reads_the_turn_only_as_fast_as_it_takes_e
             await asyncio.sleep(0)
             yield TextDelta("x")
 
-    start = TurnStart(session_pk=1, turn_id=uuid.uuid4(), opening_seq=1)
+    start = TurnStart(session_pk=1, turn_id=uuid.uuid4(), turn_number=1)
     run = Run(session_id="s", start=start, events=endless())  # type: ignore[arg-type]
     first = run_first_reader(run, on_disconnect="cancel")
     for _ in range(3):
@@ -214,7 +214,7 @@ async def test_the_in_process_broker_keeps_ended_runs_within_its_byte_cap(settin
     runs = []
     for name in ("a", "b", "c"):
         script = Script()
-        start = TurnStart(session_pk=1, turn_id=uuid.uuid4(), opening_seq=1)
+        start = TurnStart(session_pk=1, turn_id=uuid.uuid4(), turn_number=1)
         run = Run(session_id=name, start=start, events=script.events())  # type: ignore[arg-type]
         broker.run_started(run)
         run.drive_in_task()
