@@ -235,7 +235,7 @@ async def test_the_in_process_broker_forgets_ended_runs_after_their_ttl(settings
 
     async def ended(name: str) -> None:
         script = Script()
-        start = TurnStart(session_pk=1, turn_id=uuid.uuid4(), opening_seq=1)
+        start = TurnStart(session_pk=1, turn_id=uuid.uuid4(), turn_number=1)
         run = Run(session_id=name, start=start, events=script.events())  # type: ignore[arg-type]
         broker.run_started(run)
         run.drive_in_task()
