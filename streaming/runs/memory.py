@@ -3,12 +3,12 @@
 An ended request leaves reference cycles behind (an aborted upstream call's response, stream
 reader and exception; a request's exception and its frames), which only a full garbage
 collection frees, and a large heap rarely runs one: after 200 turns ended together (clients
-that never read, docs/security.md "Slow readers") they held 7 MB for good. And glibc's
+that never read, docs/security.md "Slow readers") they held 7 MB until one ran. And glibc's
 allocator keeps what a process frees for its next allocations, returning only what lies at
-the top of its heap. So once runs stop ending for ``TRIM_DELAY_SECONDS``, a full collection
-runs, then ``malloc_trim`` hands the free pages back (it walks the heap: about a millisecond
-per 100 MB). The collection is cheap because the objects of start-up are frozen
-(``freeze_startup_objects``): it walks only those made since.
+the top of its heap. So once runs stop ending and connections stop closing for
+``TRIM_DELAY_SECONDS``, a full collection runs, then ``malloc_trim`` hands the free pages back
+(it walks the heap: about a millisecond per 100 MB). The collection is cheap because the
+objects of start-up are frozen (``freeze_startup_objects``): it walks only those made since.
 """
 
 from __future__ import annotations
@@ -40,8 +40,9 @@ _pending: dict[asyncio.AbstractEventLoop, tuple[asyncio.TimerHandle, float]] = {
 
 
 def release_freed_memory_soon(_run: Any = None) -> None:
-    """A ``Run.on_end`` callback: trim the heap once runs stop ending for a moment (what a
-    run held is dropped a little after its end), and at least every ``TRIM_MAX_WAIT_SECONDS``."""
+    """Called as a run ends (a ``Run.on_end`` callback) and as a connection closes: collect
+    and trim once they stop for a moment (what a run held is dropped a little after its end),
+    and at least every ``TRIM_MAX_WAIT_SECONDS``."""
     loop = asyncio.get_running_loop()
     now = loop.time()
     handle, first = _pending.get(loop, (None, now))
