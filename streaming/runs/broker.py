@@ -80,13 +80,18 @@ def run_info_of(run: Run) -> RunInfo:
 
 #: The context of the kept runs' timer: none of a request's.
 _NO_CONTEXT = contextvars.Context()
+#: What a kept run costs besides its packed log (the run and its entries here, measured),
+#: counted against ``RUN_EVENTS_KEEP_MAX_BYTES``: a short answer packs into 200 bytes, so
+#: without it the cap would let many short turns keep eight times what it says.
+KEPT_RUN_OVERHEAD_BYTES = 1536
 
 
 class InProcessBroker(RunBroker):
     """Runs of this process, kept in memory for ``RUN_EVENTS_TTL_SECONDS`` after they end.
 
-    Ended runs are kept packed, at most ``RUN_EVENTS_KEEP_MAX_BYTES`` of them in all: past
-    that the oldest are forgotten before their TTL (resuming them answers 204).
+    Ended runs are kept packed, at most ``RUN_EVENTS_KEEP_MAX_BYTES`` of them in all (with
+    ``KEPT_RUN_OVERHEAD_BYTES`` each for the run itself): past that the oldest are forgotten
+    before their TTL (resuming them answers 204).
     """
 
     def __init__(self) -> None:
@@ -106,7 +111,7 @@ class InProcessBroker(RunBroker):
 
     def _keep(self, run: Run) -> None:
         run.pack()
-        size = len(run.packed or b"")
+        size = len(run.packed or b"") + KEPT_RUN_OVERHEAD_BYTES
         loop = asyncio.get_running_loop()
         self._kept[run] = (size, loop.time() + settings.RUN_EVENTS_TTL_SECONDS)
         self.kept_bytes += size

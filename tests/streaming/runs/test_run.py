@@ -10,7 +10,7 @@ import pytest
 
 from sessions.records import TurnStart
 from streaming.engine.events import HEARTBEAT, TextDelta, TurnFinished
-from streaming.runs.broker import InProcessBroker
+from streaming.runs.broker import KEPT_RUN_OVERHEAD_BYTES, InProcessBroker
 from streaming.runs.run import (
     EVENT_ID_STRIDE,
     ReaderLagging,
@@ -222,7 +222,8 @@ async def test_the_in_process_broker_keeps_ended_runs_within_its_byte_cap(settin
         script.queue.put_nowait(None)
         await run.task
         runs.append(run)
-        cap = settings.RUN_EVENTS_KEEP_MAX_BYTES = len(runs[0].packed or b"") * 5 // 2  # two runs
+        kept = len(runs[0].packed or b"") + KEPT_RUN_OVERHEAD_BYTES
+        cap = settings.RUN_EVENTS_KEEP_MAX_BYTES = kept * 5 // 2  # two runs
     assert cap > 0
     assert broker.kept_bytes <= cap
     assert await broker.run_info(session_id="a") is None  # the oldest went first
