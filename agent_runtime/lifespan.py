@@ -1,7 +1,5 @@
 """ASGI lifespan for Django, which has none: warn at start-up of a way of running several
-workers that cannot share metrics, and freeze the start-up objects out of the garbage
-collector's walks (``streaming.runs.memory``); close the upstream client and the MCP sessions
-on shutdown.
+workers that cannot share metrics; close the upstream client and the MCP sessions on shutdown.
 
 Without it the pooled upstream connections are dropped unclosed when a worker stops
 (aiohttp then logs "Unclosed connector" at ERROR), and stdio MCP servers slow to notice the
@@ -13,7 +11,6 @@ import logging
 from agent_runtime.asgi_types import ASGIApp, Receive, Scope, Send
 from agent_runtime.metrics import unshared_worker_problem
 from streaming.llm_client import reset_llm_client
-from streaming.runs.memory import freeze_startup_objects
 from streaming.tools.registry import tool_registry_close
 
 logger = logging.getLogger("agent_runtime.serve")
@@ -32,7 +29,6 @@ class Lifespan:
             if message["type"] == "lifespan.startup":
                 if problem := unshared_worker_problem():
                     logger.warning(problem)
-                freeze_startup_objects()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await reset_llm_client()
