@@ -17,9 +17,14 @@ from agent_runtime.checks import validate_settings  # noqa: E402
 from agent_runtime.handler import RuntimeASGIHandler  # noqa: E402
 from agent_runtime.lifespan import Lifespan  # noqa: E402
 from agent_runtime.request_signals import request_started_trimmed  # noqa: E402
+from streaming.runs.memory import freeze_startup_objects  # noqa: E402
 
 # Refuse to serve with placeholder secrets or a broken configuration.
 validate_settings()
 request_started_trimmed()
 
 application = Lifespan(RuntimeASGIHandler())
+
+# Out of the garbage collector's walks: the full collection after runs end sees only what
+# requests made (streaming.runs.memory).
+freeze_startup_objects()

@@ -25,6 +25,8 @@ import socket
 from django.conf import settings
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from streaming.runs.memory import release_freed_memory_soon
+
 #: The import string uvicorn's ``http`` option takes.
 HTTP_PROTOCOL = "agent_runtime.http_protocol:HeaderTimeoutProtocol"
 
@@ -42,6 +44,8 @@ class HeaderTimeoutProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+        # What a stream left queued for a client that never read goes only now.
+        release_freed_memory_soon()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()

@@ -60,7 +60,7 @@ STREAM_IDLE_WRITE_TIMEOUT_SECONDS = env.float("STREAM_IDLE_WRITE_TIMEOUT_SECONDS
 # What one connection may hold of a reply its client has not taken, in bytes: the kernel's send
 # buffer (SO_SNDBUF; Linux doubles it) and the server's write buffer. Past it the stream waits
 # for its client, and so does its turn. 0: the defaults (the kernel's grows to 4 MB).
-STREAM_SEND_BUFFER_BYTES = env.int("STREAM_SEND_BUFFER_BYTES", default=16 * 1024)
+STREAM_SEND_BUFFER_BYTES = env.int("STREAM_SEND_BUFFER_BYTES", default=8 * 1024)
 # Redis for the event broker, e.g. redis://127.0.0.1:6379/0; needed for several workers or hosts.
 REDIS_URL = env.str("REDIS_URL", default="")
 # The event broker (dotted path): in-process unless REDIS_URL is set.

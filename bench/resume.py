@@ -92,19 +92,25 @@ async def follow(http: aiohttp.ClientSession, url: str, session_id: str) -> tupl
         await asyncio.sleep(0.005)
 
 
-async def latency(first: str, other: str, streams: int) -> dict[str, Any]:
+async def latency(first: str, other: str, streams: int, other_pid: int) -> dict[str, Any]:
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=300)) as http:
         session_ids = [f"lat-{uuid.uuid4().hex[:10]}" for _ in range(streams)]
+        cpu_before = cpu_seconds(other_pid)
         results = await asyncio.gather(
             *(post_turn(http, first, s) for s in session_ids),
             *(follow(http, other, s) for s in session_ids),
         )
+        cpu = cpu_seconds(other_pid) - cpu_before
     added: list[float] = []
     for posted, (connected, resumed) in zip(results[:streams], results[streams:], strict=True):
         # Only events produced after the reader joined: the ones it got live, not replayed.
         added += [(resumed[i] - at) * 1000 for i, at in posted.items() if at > connected + 0.05]
     added.sort()
+    resumed_events = sum(len(resumed) for _, resumed in results[streams:])
     return {
+        # The resuming worker's CPU over the events its readers got (the first worker's too
+        # when both are one).
+        "reader_us_per_event": cpu / resumed_events * 1e6,
         "events": len(added),
         "p50_ms": statistics.median(added),
         "p99_ms": added[int(len(added) * 0.99) - 1],
@@ -231,10 +237,14 @@ def main(argv: list[str] | None = None) -> None:
                 cpu_per_token(plain.url, {"runtime": plain.pid}, args.streams, args.window)
             )
             row["off"] = off["runtime_us_per_token"]
+            # The floor: the same streams resumed on the worker that runs them, in process.
+            row["floor"] = asyncio.run(
+                latency(plain.url, plain.url, args.latency_streams, plain.pid)
+            )
             for name, (writer, reader) in arms.items():
                 pids = {"runtime": writer.pid, "redis": redis.pid}
                 on = asyncio.run(cpu_per_token(writer.url, pids, args.streams, args.window))
-                lat = asyncio.run(latency(writer.url, reader.url, args.latency_streams))
+                lat = asyncio.run(latency(writer.url, reader.url, args.latency_streams, reader.pid))
                 row[name] = {
                     "on": on["runtime_us_per_token"],
                     "ratio": on["runtime_us_per_token"] / row["off"],
@@ -253,6 +263,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"  {args.runs} runs; median [min to max] of the runs")
     print(f"  machine load average (1 min) at each run's start: {[r['load'] for r in rows]}")
     print(f"  CPU per token, in-process broker: {spread([r['off'] for r in rows], 'us')}")
+    floors = [r["floor"] for r in rows]
+    print(
+        f"    floor: added latency resuming on the same worker, in process: "
+        f"p50 {spread([f['p50_ms'] for f in floors], 'ms', 2)}, "
+        f"p99 {spread([f['p99_ms'] for f in floors], 'ms', 2)}"
+    )
     for name in arms:
         label = f"Redis broker ({name})" if args.baseline else "Redis broker"
         got = [r[name] for r in rows]
@@ -264,4 +280,8 @@ def main(argv: list[str] | None = None) -> None:
             f"({sum(g['events'] for g in got)} events, {args.latency_streams} streams per run): "
             f"p50 {spread([g['p50_ms'] for g in got], 'ms', 2)}, "
             f"p99 {spread([g['p99_ms'] for g in got], 'ms', 2)}"
+        )
+        print(
+            f"    the resuming worker's CPU per event it sent: "
+            f"{spread([g['reader_us_per_event'] for g in got], 'us')}"
         )

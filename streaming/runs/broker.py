@@ -8,6 +8,7 @@ Streams, so that a reader on any worker or host can follow it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,18 +78,31 @@ def run_info_of(run: Run) -> RunInfo:
     )
 
 
+#: The context of the kept runs' timer: none of a request's.
+_NO_CONTEXT = contextvars.Context()
+#: What a kept run costs besides its packed log (the run and its entries here, measured),
+#: counted against ``RUN_EVENTS_KEEP_MAX_BYTES``: a short answer packs into 200 bytes, so
+#: without it the cap would let many short turns keep eight times what it says.
+KEPT_RUN_OVERHEAD_BYTES = 1536
+
+
 class InProcessBroker(RunBroker):
     """Runs of this process, kept in memory for ``RUN_EVENTS_TTL_SECONDS`` after they end.
 
-    Ended runs are kept packed, at most ``RUN_EVENTS_KEEP_MAX_BYTES`` of them in all: past
-    that the oldest are forgotten before their TTL (resuming them answers 204).
+    Ended runs are kept packed, at most ``RUN_EVENTS_KEEP_MAX_BYTES`` of them in all (with
+    ``KEPT_RUN_OVERHEAD_BYTES`` each for the run itself): past that the oldest are forgotten
+    before their TTL (resuming them answers 204).
     """
 
     def __init__(self) -> None:
         self._runs: dict[str, Run] = {}
-        #: Ended runs still kept, oldest first, and the bytes of their packed logs.
-        self._kept: dict[Run, int] = {}
+        #: Ended runs still kept, oldest first: the bytes of their packed logs, and when they
+        #: are forgotten (``loop.time()``).
+        self._kept: dict[Run, tuple[int, float]] = {}
         self.kept_bytes = 0
+        #: One timer for all the kept runs, not one each: a timer keeps the context it was
+        #: made in (the ending request's), which would outlive the request by the TTL.
+        self._expiry: asyncio.TimerHandle | None = None
 
     def run_started(self, run: Run) -> None:
         self._runs[run.session_id] = run
@@ -97,18 +111,27 @@ class InProcessBroker(RunBroker):
 
     def _keep(self, run: Run) -> None:
         run.pack()
-        size = len(run.packed or b"")
-        self._kept[run] = size
+        size = len(run.packed or b"") + KEPT_RUN_OVERHEAD_BYTES
+        loop = asyncio.get_running_loop()
+        self._kept[run] = (size, loop.time() + settings.RUN_EVENTS_TTL_SECONDS)
         self.kept_bytes += size
         while self.kept_bytes > settings.RUN_EVENTS_KEEP_MAX_BYTES and self._kept:
             self._forget(next(iter(self._kept)))
-        if run in self._kept:
-            asyncio.get_running_loop().call_later(
-                settings.RUN_EVENTS_TTL_SECONDS, self._forget, run
-            )
+        if self._expiry is None and self._kept:
+            self._expire(loop)
+
+    def _expire(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Forget the kept runs whose TTL ran out; come back when the next one's does."""
+        self._expiry = None
+        now = loop.time()
+        for run, (_, until) in list(self._kept.items()):
+            if until > now:
+                self._expiry = loop.call_at(until, self._expire, loop, context=_NO_CONTEXT)
+                return
+            self._forget(run)
 
     def _forget(self, run: Run) -> None:
-        self.kept_bytes -= self._kept.pop(run, 0)
+        self.kept_bytes -= self._kept.pop(run, (0, 0.0))[0]
         if self._runs.get(run.session_id) is run:
             del self._runs[run.session_id]
 

@@ -1,10 +1,14 @@
 """Gives the memory of ended runs back to the system.
 
-glibc's allocator keeps the memory a process frees for its next allocations, and returns only
-what lies at the top of its heap: after many turns end together (200 clients that never read,
-docs/security.md "Slow readers") the resident set stays tens of MB above what the process
-still uses. ``malloc_trim`` hands the free pages back; runs' ends ask for it, once they stop ending
-for ``TRIM_DELAY_SECONDS`` (it walks the heap: about a millisecond per 100 MB).
+An ended request leaves reference cycles behind (an aborted upstream call's response, stream
+reader and exception; a request's exception and its frames), which only a full garbage
+collection frees, and a large heap rarely runs one: after 200 turns ended together (clients
+that never read, docs/security.md "Slow readers") they held 7 MB until one ran. And glibc's
+allocator keeps what a process frees for its next allocations, returning only what lies at
+the top of its heap. So once runs stop ending and connections stop closing for
+``TRIM_DELAY_SECONDS``, a full collection runs, then ``malloc_trim`` hands the free pages back
+(it walks the heap: about a millisecond per 100 MB). The collection is cheap because the
+objects of start-up are frozen (``freeze_startup_objects``): it walks only those made since.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import ctypes.util
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -35,10 +40,9 @@ _pending: dict[asyncio.AbstractEventLoop, tuple[asyncio.TimerHandle, float]] = {
 
 
 def release_freed_memory_soon(_run: Any = None) -> None:
-    """A ``Run.on_end`` callback: trim the heap once runs stop ending for a moment (what a
-    run held is dropped a little after its end), and at least every ``TRIM_MAX_WAIT_SECONDS``."""
-    if _trim is None:
-        return
+    """Called as a run ends (a ``Run.on_end`` callback) and as a connection closes: collect
+    and trim once they stop for a moment (what a run held is dropped a little after its end),
+    and at least every ``TRIM_MAX_WAIT_SECONDS``."""
     loop = asyncio.get_running_loop()
     now = loop.time()
     handle, first = _pending.get(loop, (None, now))
@@ -51,5 +55,13 @@ def release_freed_memory_soon(_run: Any = None) -> None:
 
 def _trim_now(loop: asyncio.AbstractEventLoop) -> None:
     _pending.pop(loop, None)
+    gc.collect()
     if _trim is not None:
         _trim(0)
+
+
+def freeze_startup_objects() -> None:
+    """Keep the objects made at start-up (modules, classes, functions: most of the heap) out of
+    every later garbage collection, once the garbage among them is collected."""
+    gc.collect()
+    gc.freeze()

@@ -3,11 +3,12 @@
 Per session, a hash ``agent_runtime:run:<session_id>`` names the current run (``turn``,
 ``base``, ``started``, and ``ended``: the id of the turn once it ended); per turn, a stream
 ``agent_runtime:run:<session_id>:<turn>`` holds its events. One task per process writes, at
-most every ``RUN_EVENTS_FLUSH_SECONDS``, the new events of all its runs in one pipeline: each
+most every ``RUN_EVENTS_FLUSH_SECONDS``, the new events of all its runs in one script call: each
 entry holds the events of one run since the last write, and its id is ``<n of its last
 event>-0`` (``<n>-1`` for an end mark without events), so that ``XREAD`` from ``<n>-0``
 returns exactly what follows event ``n``. Nothing is written to the database per event. When
-Redis fails, the runs go on and are stored; only their copies in Redis stop.
+Redis fails, the runs go on and are stored; only their copies in Redis stop. Readers of live
+runs are served by one ``XREAD`` per process (``streaming.runs.redis_follow``).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from agent_runtime.errors import BrokerUnavailable
-from streaming.engine.events import HEARTBEAT
 from streaming.runs.broker import RunBroker, RunInfo
 from streaming.runs.codec import events_decode, events_encode
 from streaming.runs.memory import release_freed_memory_soon
+from streaming.runs.redis_follow import Followers
 from streaming.runs.run import Logged, Run
 
 logger = logging.getLogger(__name__)
@@ -107,10 +108,10 @@ class RedisBroker(RunBroker):
         self.client = redis.Redis.from_url(
             settings.REDIS_URL,
             socket_connect_timeout=1.0,
-            # Above the longest XREAD BLOCK, so that a quiet run is not taken for a dead server.
             socket_timeout=settings.HEARTBEAT_SECONDS + 10,
             retry=Retry(NoBackoff(), 1),
         )
+        self._followers = Followers(self.client, settings.REDIS_URL)
         self._write_script = self.client.register_script(_WRITE)
         self._copies: dict[Run, _Copy] = {}
         #: The runs changed since the last write, in order (a dict as an ordered set).
@@ -240,37 +241,27 @@ class RedisBroker(RunBroker):
             ended=meta[b"ended"] == meta[b"turn"],
         )
 
-    async def run_read(self, *, info: RunInfo, after: int) -> AsyncIterator[Logged]:
+    def run_read(self, *, info: RunInfo, after: int) -> AsyncIterator[Logged]:
         meta, stream = _keys(info.session_id, info.turn_id)
+        if info.ended:
+            return self._read_ended(stream, base=info.base, after=after)
         turn = info.turn_id.encode()
-        block_ms = max(int(settings.HEARTBEAT_SECONDS * 1000), 1)
-        cursor: bytes | str = f"{after}-0"
+        return self._followers.follow(
+            stream=stream, meta=meta, turn=turn, base=info.base, after=after
+        )
+
+    async def _read_ended(self, stream: str, *, base: int, after: int) -> AsyncIterator[Logged]:
+        try:  # all of it at once, before it expires
+            entries = await self.client.xrange(stream, min=f"({after}-0")
+        except (RedisError, OSError) as exc:
+            raise BrokerUnavailable() from exc
         position = after
-        while True:
-            try:
-                if info.ended:  # all of it at once, before it expires
-                    entries = await self.client.xrange(stream, min=f"({after}-0")
-                else:
-                    reply = await self.client.xread({stream: cursor}, block=block_ms, count=512)
-                    entries = reply[0][1] if reply else []
-                    # Quiet for a heartbeat's time: is this run still there?
-                    if not entries and await self.client.hget(meta, "turn") != turn:
-                        return
-            except (RedisError, OSError) as exc:
-                raise BrokerUnavailable() from exc
-            for entry_id, fields in entries:
-                cursor = entry_id
-                first, events = events_decode(fields[b"e"])
-                for n, event in enumerate(events, start=first):
-                    if n > position:
-                        position = n
-                        yield info.base + n, event
-                if b"end" in fields:
-                    return
-            if info.ended:
-                return
-            if not entries:
-                yield None, HEARTBEAT
+        for _, fields in entries:
+            first, events = events_decode(fields[b"e"])
+            for n, event in enumerate(events, start=first):
+                if n > position:
+                    position = n
+                    yield base + n, event
 
     async def available(self) -> bool:
         try:

@@ -103,6 +103,7 @@ class Run:
             self.packed = zlib.compress(events_encode(1, self.log, compact=True), 1)
             self._packed_count = len(self.log)
             self.log = []
+            self._abandon = None
 
     def stop(self) -> None:
         """Stop a task-driven turn as a client's leaving does: its answer is ``interrupted``."""
@@ -158,6 +159,7 @@ class Run:
         """
         if self._unread_watch is not None:
             self._unread_watch.cancel()
+            self._unread_watch = None  # it keeps the request's context
         if self._taken:
             async for item in self.follow():
                 yield item

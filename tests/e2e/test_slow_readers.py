@@ -29,12 +29,16 @@ TOKEN = "x" * 1023 + " "
 TOKENS = 2048
 IDLE_TIMEOUT = 3.0
 MB = 1024 * 1024
-#: What the server may grow by, at the peak and once the clients are gone. The issue asks for
-#: 50 MB and "comes back"; measured now: +40 to +52 MB at the peak, +21 to +40 MB after
-#: (docs/security.md, Slow readers), so these bounds hold with a margin, and the code before the
-#: backpressure and leak fixes (+105 to +180 MB at the peak, +150 to +320 MB after) fails them.
-PEAK_GROWTH_LIMIT_MB = 75
-KEPT_GROWTH_LIMIT_MB = 60
+#: The issue's bound on growth while the clients are connected.
+PEAK_GROWTH_LIMIT_MB = 50
+#: What may stay once they are gone: about 11 MB is CPython's small-object arenas, which the
+#: first burst of 200 concurrent requests adds and which are never returned while one object in
+#: them lives (the next bursts reuse them: see ``ROUND_GROWTH_LIMIT_MB``); the rest is the heap
+#: and the ended turns kept for resuming (docs/security.md, Slow readers).
+KEPT_GROWTH_LIMIT_MB = 20
+#: The issue's server stayed 800 MB up after three rounds: later rounds must not add to the first.
+ROUNDS = 3
+ROUND_GROWTH_LIMIT_MB = 5
 
 
 def rss(pid: int) -> int:
@@ -93,7 +97,6 @@ def settle(pid: int) -> int:
     return samples[-1]
 
 
-# Not strict: the probe met both limits in one run of four (an XPASS must not fail the suite).
 def test_clients_that_never_read_do_not_grow_memory(rt: Runtime, devllm: DevLLM) -> None:
     pid = rt.process.pid
     # Warm up: the first turns load code, open the database and the model's connection pool.
@@ -103,28 +106,39 @@ def test_clients_that_never_read_do_not_grow_memory(rt: Runtime, devllm: DevLLM)
         assert frames[-1].data == "[DONE]"
     before = settle(pid)
 
-    devllm.reset()
-    devllm.script({"tokens": [TOKEN] * TOKENS, "times": CLIENTS})
-    run = uuid.uuid4().hex[:8]
-    sockets = [
-        raw_post(rt, {"session_id": f"slow-{run}-{i}", "content": "a long answer, please"})
-        for i in range(CLIENTS)
-    ]
-    try:
-        # Until well after the idle timeout: the peak while they are all connected.
-        peak = max(sampled(pid, IDLE_TIMEOUT + 6))
-    finally:
-        for sock in sockets:
-            sock.close()
-    after = settle(pid)
+    kept: list[float] = []
+    for round_ in range(ROUNDS):
+        run = uuid.uuid4().hex[:8]
+        devllm.reset()
+        devllm.script({"tokens": [TOKEN] * TOKENS, "times": CLIENTS})
+        sockets = [
+            raw_post(rt, {"session_id": f"slow-{run}-{i}", "content": "a long answer, please"})
+            for i in range(CLIENTS)
+        ]
+        try:
+            # Until well after the idle timeout: the peak while they are all connected.
+            peak = max(sampled(pid, IDLE_TIMEOUT + 6))
+        finally:
+            for sock in sockets:
+                sock.close()
+        after = settle(pid)
+        growth = (peak - before) / MB
+        kept.append((after - before) / MB)
+        print(
+            f"round {round_}: RSS before {before / MB:.1f} MB, peak +{growth:.1f} MB, "
+            f"after +{kept[-1]:.1f} MB"
+        )
+        assert growth < PEAK_GROWTH_LIMIT_MB, f"RSS grew by {growth:.1f} MB (clients never read)"
+        assert kept[-1] < KEPT_GROWTH_LIMIT_MB, (
+            f"RSS stayed {kept[-1]:.1f} MB up after the clients left"
+        )
+    assert kept[-1] - kept[0] < ROUND_GROWTH_LIMIT_MB, f"RSS after each round: {kept}"
+    run_stopped_early(run)
 
-    growth, kept = (peak - before) / MB, (after - before) / MB
-    print(f"RSS before {before / MB:.1f} MB, peak +{growth:.1f} MB, after +{kept:.1f} MB")
-    assert growth < PEAK_GROWTH_LIMIT_MB, f"RSS grew by {growth:.1f} MB (clients never read)"
-    assert kept < KEPT_GROWTH_LIMIT_MB, f"RSS stayed {kept:.1f} MB up after the clients left"
 
-    # Backpressure: every turn was stopped (its client dropped, under on_disconnect: cancel)
-    # before it had read its whole reply from the model, and stored as interrupted.
+def run_stopped_early(run: str) -> None:
+    """Backpressure: every turn of the round was stopped (its client dropped, under
+    ``on_disconnect: cancel``) before it had read its whole reply, and stored interrupted."""
     answers = Message.objects.filter(
         session__session_id__startswith=f"slow-{run}-", role="assistant"
     )

@@ -10,7 +10,7 @@ import pytest
 
 from sessions.records import TurnStart
 from streaming.engine.events import HEARTBEAT, TextDelta, TurnFinished
-from streaming.runs.broker import InProcessBroker
+from streaming.runs.broker import KEPT_RUN_OVERHEAD_BYTES, InProcessBroker
 from streaming.runs.run import (
     EVENT_ID_STRIDE,
     ReaderLagging,
@@ -222,9 +222,39 @@ async def test_the_in_process_broker_keeps_ended_runs_within_its_byte_cap(settin
         script.queue.put_nowait(None)
         await run.task
         runs.append(run)
-        cap = settings.RUN_EVENTS_KEEP_MAX_BYTES = len(runs[0].packed or b"") * 5 // 2  # two runs
+        kept = len(runs[0].packed or b"") + KEPT_RUN_OVERHEAD_BYTES
+        cap = settings.RUN_EVENTS_KEEP_MAX_BYTES = kept * 5 // 2  # two runs
     assert cap > 0
     assert broker.kept_bytes <= cap
     assert await broker.run_info(session_id="a") is None  # the oldest went first
     assert await broker.run_info(session_id="b") is not None
     assert await broker.run_info(session_id="c") is not None
+
+
+async def test_the_in_process_broker_forgets_ended_runs_after_their_ttl(settings) -> None:  # type: ignore[no-untyped-def]
+    broker = InProcessBroker()
+
+    async def ended(name: str) -> None:
+        script = Script()
+        start = TurnStart(session_pk=1, turn_id=uuid.uuid4(), turn_number=1)
+        run = Run(session_id=name, start=start, events=script.events())  # type: ignore[arg-type]
+        broker.run_started(run)
+        run.drive_in_task()
+        script.queue.put_nowait(TextDelta("x"))
+        script.queue.put_nowait(None)
+        await run.task
+
+    settings.RUN_EVENTS_TTL_SECONDS = 0.05
+    await ended("a")
+    await asyncio.sleep(0.1)
+    assert await broker.run_info(session_id="a") is None
+    # The timer comes back for a run that ends after the others were forgotten.
+    settings.RUN_EVENTS_TTL_SECONDS = 0.5
+    await ended("b")
+    assert await broker.run_info(session_id="b") is not None
+    for _ in range(100):
+        if await broker.run_info(session_id="b") is None:
+            break
+        await asyncio.sleep(0.05)
+    assert await broker.run_info(session_id="b") is None
+    assert broker.kept_bytes == 0
