@@ -14,15 +14,18 @@ from tests.sse import iter_frames, post_stream, text_of
 pytestmark = pytest.mark.e2e
 
 
+FAULT_SETTINGS = {
+    "llm_retry_attempts": 3,
+    "llm_retry_backoff_seconds": 0.2,
+    "llm_retry_total_seconds": 5,
+    "llm_read_timeout": 0.5,
+    "heartbeat_seconds": 0.2,
+}
+
+
 @pytest.fixture(scope="module")
 def faults_runtime(runtime_factory) -> Runtime:  # type: ignore[no-untyped-def]
-    return runtime_factory(
-        llm_retry_attempts=3,
-        llm_retry_backoff_seconds=0.2,
-        llm_retry_total_seconds=5,
-        llm_read_timeout=0.5,
-        heartbeat_seconds=0.2,
-    )
+    return runtime_factory(**FAULT_SETTINGS)
 
 
 @pytest.fixture
@@ -223,7 +226,20 @@ def test_malformed_chunk_fails_the_turn(rt: Runtime, devllm: DevLLM) -> None:
     assert stream["disconnected_at"] is not None  # we hung up instead of waiting on it
 
 
-def test_stall_past_the_idle_timeout_fails_the_turn(rt: Runtime, devllm: DevLLM) -> None:
+@pytest.fixture(scope="module")
+def httpx_faults_runtime(runtime_factory) -> Runtime:  # type: ignore[no-untyped-def]
+    """The same, with the upstream read by httpx's own transport instead of aiohttp's."""
+    return runtime_factory(**FAULT_SETTINGS, llm_http_transport="httpx")
+
+
+@pytest.fixture(params=["aiohttp", "httpx"])
+def any_transport(request, devllm: DevLLM, transactional_db: None) -> Runtime:  # type: ignore[no-untyped-def]
+    name = "faults_runtime" if request.param == "aiohttp" else "httpx_faults_runtime"
+    return request.getfixturevalue(name)
+
+
+def test_stall_past_the_idle_timeout_fails_the_turn(any_transport: Runtime, devllm: DevLLM) -> None:
+    rt = any_transport
     devllm.script(
         {"tokens": ["a ", "b "], "fault": {"kind": "stall", "after_tokens": 1, "stall_ms": 30000}}
     )
