@@ -175,10 +175,6 @@ def main() -> None:
         print(f"| {checkout} | " + ", ".join(f"{v / 1e6:.2f}" for v in values) + " |")
 
 
-if __name__ == "__main__":
-    main()
-
-
 def callgrind_uvicorn(python: str, app: str, port: int, out_file: Path) -> list[str]:
     """One uvicorn worker under callgrind, counting nothing until told (``callgrind_control``)."""
     return [
@@ -188,3 +184,7 @@ def callgrind_uvicorn(python: str, app: str, port: int, out_file: Path) -> list[
         f"--callgrind-out-file={out_file}",
         *uvicorn_command(python, app, port),
     ]
+
+
+if __name__ == "__main__":
+    main()
