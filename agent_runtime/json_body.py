@@ -43,7 +43,7 @@ def parse_json_body(request: HttpRequest, adapter: TypeAdapter[T]) -> T:
     """Validate ``request.body`` as JSON for ``adapter``: 415, 413 or 422 when it is not."""
     if request.content_type != "application/json":
         raise UnsupportedMediaType()
-    length = request.headers.get("Content-Length")
+    length = request.META.get("CONTENT_LENGTH")  # request.headers' value, read more cheaply
     if length is not None and length.isdigit() and int(length) > settings.MAX_BODY_BYTES:
         raise PayloadTooLarge()
     return parse_json_bytes(request.body, adapter)  # RequestDataTooBig past the upload limit

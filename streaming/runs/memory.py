@@ -35,8 +35,20 @@ def _malloc_trim() -> Callable[[int], int] | None:
 
 
 _trim = _malloc_trim()
-#: Per event loop: the pending trim, and when the first run waiting for it ended.
-_pending: dict[asyncio.AbstractEventLoop, tuple[asyncio.TimerHandle, float]] = {}
+
+
+class _Pending:
+    """A trim to come: when the first call waiting for it came, the last one, and the last
+    one its timer was set for."""
+
+    __slots__ = ("armed", "first", "last")
+
+    def __init__(self, now: float) -> None:
+        self.first = self.last = self.armed = now
+
+
+#: Per event loop: the pending trim.
+_pending: dict[asyncio.AbstractEventLoop, _Pending] = {}
 
 
 def release_freed_memory_soon(_run: Any = None) -> None:
@@ -45,16 +57,23 @@ def release_freed_memory_soon(_run: Any = None) -> None:
     and at least every ``TRIM_MAX_WAIT_SECONDS``."""
     loop = asyncio.get_running_loop()
     now = loop.time()
-    handle, first = _pending.get(loop, (None, now))
-    if handle is not None:
-        if now - first > TRIM_MAX_WAIT_SECONDS:
-            return
-        handle.cancel()
-    _pending[loop] = (loop.call_later(TRIM_DELAY_SECONDS, _trim_now, loop), first)
+    pending = _pending.get(loop)
+    if pending is None:
+        _pending[loop] = _Pending(now)
+        loop.call_later(TRIM_DELAY_SECONDS, _trim_due, loop)
+    elif now - pending.first <= TRIM_MAX_WAIT_SECONDS:
+        # One timer, set again when it comes due (``_trim_due``), not one per call: runs end
+        # and connections close at every turn.
+        pending.last = now
 
 
-def _trim_now(loop: asyncio.AbstractEventLoop) -> None:
-    _pending.pop(loop, None)
+def _trim_due(loop: asyncio.AbstractEventLoop) -> None:
+    pending = _pending[loop]
+    if pending.last > pending.armed:
+        pending.armed = pending.last
+        loop.call_at(pending.last + TRIM_DELAY_SECONDS, _trim_due, loop)
+        return
+    del _pending[loop]
     gc.collect()
     if _trim is not None:
         _trim(0)

@@ -33,6 +33,10 @@ logger = logging.getLogger(__name__)
 #: Room for a billion events per turn between two turns' ids.
 EVENT_ID_STRIDE = 1_000_000_000
 
+#: A packed log shorter than this is kept as it is: zlib's set-up for each call (a quarter of a
+#: megabyte of tables to allocate and clear) costs more than the few bytes it would save.
+PACK_COMPRESS_MIN_BYTES = 1024
+
 #: An event and its id; a heartbeat has none.
 Logged = tuple[int | None, TurnEvent]
 
@@ -76,6 +80,7 @@ class Run:
         #: An ended run's events as bytes (``pack``), and how many they are.
         self.packed: bytes | None = None
         self._packed_count = 0
+        self._compressed = False
         #: Called after every change (an event, a heartbeat, the end): a broker's hook.
         self.on_change: Callable[[], None] | None = None
         #: Called once, when the run ends.
@@ -96,11 +101,12 @@ class Run:
         return self.base + count if count else None
 
     def pack(self) -> None:
-        """Keep an ended run's events as compressed bytes: a few percent of the objects' memory
-        (a model's text compresses about threefold; zlib's fastest level costs little next to
-        encoding the events)."""
+        """Keep an ended run's events as bytes, compressed from ``PACK_COMPRESS_MIN_BYTES``
+        on: a few percent of the objects' memory (a model's text compresses about threefold)."""
         if self.ended and self.packed is None:
-            self.packed = zlib.compress(events_encode(1, self.log, compact=True), 1)
+            packed = events_encode(1, self.log, compact=True)
+            self._compressed = len(packed) >= PACK_COMPRESS_MIN_BYTES
+            self.packed = zlib.compress(packed, 1) if self._compressed else packed
             self._packed_count = len(self.log)
             self.log = []
             self._abandon = None
@@ -227,7 +233,8 @@ class Run:
             max_lag += max(len(self.log) - index, 0)
         while True:
             if self.packed is not None:
-                _, events = events_decode(zlib.decompress(self.packed))
+                packed = zlib.decompress(self.packed) if self._compressed else self.packed
+                _, events = events_decode(packed)
                 for i in range(index, len(events)):
                     yield base + i + 1, events[i]
                 return

@@ -11,8 +11,10 @@ import pytest
 from sessions.records import TurnStart
 from streaming.engine.events import HEARTBEAT, TextDelta, TurnFinished
 from streaming.runs.broker import KEPT_RUN_OVERHEAD_BYTES, InProcessBroker
+from streaming.runs.codec import events_encode
 from streaming.runs.run import (
     EVENT_ID_STRIDE,
+    PACK_COMPRESS_MIN_BYTES,
     ReaderLagging,
     Run,
     run_first_reader,
@@ -146,6 +148,27 @@ async def test_the_in_process_broker_finds_a_run_and_positions_a_cursor() -> Non
         (base + 2, TextDelta("b")),
     ]
     assert await broker.run_info(session_id="other") is None
+
+
+@pytest.mark.parametrize("text", ["short", "a model's answer, at some length. " * 60])
+async def test_a_packed_run_reads_back_the_same_events_compressed_or_not(text: str) -> None:
+    script = Script()
+    run = new_run(script)
+    events = [TextDelta(text), TextDelta("!"), TurnFinished("complete", "stop")]
+    for event in events:
+        script.queue.put_nowait(event)
+    script.queue.put_nowait(None)
+    await run.task
+    raw = events_encode(1, run.log, compact=True)
+    run.pack()
+    assert run.packed is not None
+    if len(raw) < PACK_COMPRESS_MIN_BYTES:
+        assert run.packed == raw  # too short to gain from compression
+    else:
+        assert len(run.packed) < len(raw) // 3
+    base = 3 * EVENT_ID_STRIDE
+    assert await collect(run.follow()) == [(base + n, e) for n, e in enumerate(events, 1)]
+    assert await collect(run.follow(2)) == [(base + 3, events[2])]
 
 
 async def test_the_cancel_first_reader_reads_the_turn_only_as_fast_as_it_takes_events() -> None:
