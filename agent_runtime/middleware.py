@@ -53,7 +53,7 @@ class RequestIdMiddleware(AsyncMiddleware):
 
     async def __call__(self, request: HttpRequest) -> HttpResponse:
         # ``META``, not ``request.headers``: the same values, without building the whole mapping
-        # of headers for each request (nothing on the turn's path reads it otherwise).
+        # of headers for each request (on the main route nothing else reads it but CORS).
         request_id = accepted_request_id(request.META.get("HTTP_X_REQUEST_ID"))
         bind_request(request_id)
         started = time.perf_counter()
