@@ -1,5 +1,6 @@
 """The upstream client against respx-mocked OpenAI-compatible servers."""
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -359,6 +360,18 @@ async def chunked_server(pieces: list[bytes]):  # type: ignore[no-untyped-def]
     return await asyncio.start_server(serve, "127.0.0.1", 0)
 
 
+async def collect_served(settings, server: asyncio.Server, transport: str) -> list:  # type: ignore[no-untyped-def]
+    """The deltas of one call to ``server`` over ``transport``; the server is closed after."""
+    settings.LLM_PROXY_URL = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    settings.LLM_HTTP_TRANSPORT = transport
+    client = OpenAIChatClient()
+    try:
+        return await collect(client)
+    finally:
+        await client.aclose()
+        server.close()
+
+
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 @pytest.mark.parametrize("line_end", [b"\n", b"\r\n"])
 async def test_events_cut_anywhere_by_the_network_arrive_whole(
@@ -366,14 +379,7 @@ async def test_events_cut_anywhere_by_the_network_arrive_whole(
 ) -> None:  # type: ignore[no-untyped-def]
     body = sse(delta(content="été"), delta(content="b"), finish()).replace(b"\n", line_end)
     server = await chunked_server([body[i : i + 7] for i in range(0, len(body), 7)])
-    settings.LLM_PROXY_URL = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    settings.LLM_HTTP_TRANSPORT = transport
-    client = OpenAIChatClient()
-    try:
-        deltas = await collect(client)
-    finally:
-        await client.aclose()
-        server.close()
+    deltas = await collect_served(settings, server, transport)
     assert deltas == [ContentDelta("été"), ContentDelta("b"), StreamEnd("stop", {}, "m1")]
 
 
@@ -433,12 +439,5 @@ async def test_a_content_coded_stream_is_decoded(settings, transport: str) -> No
         writer.close()
 
     server = await asyncio.start_server(serve, "127.0.0.1", 0)
-    settings.LLM_PROXY_URL = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    settings.LLM_HTTP_TRANSPORT = transport
-    client = OpenAIChatClient()
-    try:
-        deltas = await collect(client)
-    finally:
-        await client.aclose()
-        server.close()
+    deltas = await collect_served(settings, server, transport)
     assert deltas == [ContentDelta("été"), ContentDelta("b"), StreamEnd("stop", {}, "m1")]
