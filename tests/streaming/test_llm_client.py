@@ -310,7 +310,6 @@ async def test_connection_is_reused_when_the_body_ends_after_done(settings, tran
     """A server that ends the body a moment after ``[DONE]`` (as uvicorn does: two writes).
     The client reads up to the end, so the next call reuses the connection instead of
     opening a new one."""
-    import asyncio
 
     connections = 0
 
@@ -345,7 +344,6 @@ async def test_connection_is_reused_when_the_body_ends_after_done(settings, tran
 
 async def chunked_server(pieces: list[bytes]):  # type: ignore[no-untyped-def]
     """A raw HTTP server answering each request with ``pieces``, one chunk and write each."""
-    import asyncio
 
     async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await answer_headers(reader, writer)
@@ -387,7 +385,6 @@ async def test_a_hung_up_call_leaves_no_response_behind(settings) -> None:  # ty
     """aiohttp ends the reads of a closed response with one exception object that it shares
     between all responses: each raise used to add the reader's frames to its traceback, which
     then kept every hung-up response (its buffers, its connection) for good."""
-    import asyncio
     import gc
 
     import aiohttp
@@ -422,7 +419,6 @@ async def test_a_hung_up_call_leaves_no_response_behind(settings) -> None:  # ty
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 async def test_a_content_coded_stream_is_decoded(settings, transport: str) -> None:  # type: ignore[no-untyped-def]
     """Only a body without a content coding is read raw; a gzip-coded one is decoded."""
-    import asyncio
     import gzip
 
     body = gzip.compress(sse(delta(content="été"), delta(content="b"), finish()))
