@@ -70,13 +70,17 @@ class ToolResultRequest(_StreamRequestBase):
         return self
 
 
+#: The longest ``reason`` a tool approval decision may give, in characters (every wire format).
+MAX_REASON_CHARS = 10_000
+
+
 class ToolApprovalRequest(_StreamRequestBase):
     """The user's decision on a call that waits for approval (docs/api.md, Tool approval)."""
 
     type: Literal["tool_approval"]
     call_id: ClientKey
     approved: bool = Field(strict=True)
-    reason: str | None = Field(default=None, max_length=10_000)
+    reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS)
 
 
 class RegenerateRequest(_StreamRequestBase):

@@ -21,7 +21,7 @@ from streaming.engine.start import (
     TurnInput,
     UserInput,
 )
-from streaming.protocol import SessionId
+from streaming.protocol import MAX_REASON_CHARS, SessionId
 from streaming.tools.registry import Tool, declared_client_tool
 
 #: A user message's id is its ``message_id`` when it could be one (``ClientKey``).
@@ -36,7 +36,7 @@ class ApprovalAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     approved: bool = Field(strict=True)
-    reason: str | None = Field(default=None, max_length=10_000)
+    reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS)
 
 
 class ResolvedEntry(ResumeEntry):
@@ -67,7 +67,10 @@ class RunInput(RunAgentInput):
 #: The interrupt's ``responseSchema``: what a ``resolved`` entry's ``payload`` must be.
 APPROVAL_RESPONSE_SCHEMA: dict[str, Any] = {
     "type": "object",
-    "properties": {"approved": {"type": "boolean"}, "reason": {"type": "string"}},
+    "properties": {
+        "approved": {"type": "boolean"},
+        "reason": {"type": "string", "maxLength": MAX_REASON_CHARS},
+    },
     "required": ["approved"],
     "additionalProperties": False,
 }

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agent_runtime.errors import InvalidRequest, nothing_to_answer
 from streaming.engine.start import Regenerate, ToolDecision, ToolOutput, TurnInput, UserInput
-from streaming.protocol import OnDisconnect, SessionId
+from streaming.protocol import MAX_REASON_CHARS, OnDisconnect, SessionId
 
 #: The tool part states of a result the client has (``addToolOutput``).
 _OUTPUT_STATES = ("output-available", "output-error")
@@ -31,7 +31,7 @@ class ToolApproval(BaseModel):
 
     id: str
     approved: bool | None = None
-    reason: str | None = None
+    reason: str | None = Field(default=None, max_length=MAX_REASON_CHARS)
 
 
 class UIMessagePart(BaseModel):

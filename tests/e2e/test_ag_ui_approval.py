@@ -15,7 +15,10 @@ pytestmark = pytest.mark.e2e
 
 APPROVAL_SCHEMA = {
     "type": "object",
-    "properties": {"approved": {"type": "boolean"}, "reason": {"type": "string"}},
+    "properties": {
+        "approved": {"type": "boolean"},
+        "reason": {"type": "string", "maxLength": 10000},
+    },
     "required": ["approved"],
     "additionalProperties": False,
 }

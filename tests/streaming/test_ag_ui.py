@@ -137,7 +137,10 @@ def test_cancelled_and_failed_runs() -> None:
 
 APPROVAL_SCHEMA = {
     "type": "object",
-    "properties": {"approved": {"type": "boolean"}, "reason": {"type": "string"}},
+    "properties": {
+        "approved": {"type": "boolean"},
+        "reason": {"type": "string", "maxLength": 10000},
+    },
     "required": ["approved"],
     "additionalProperties": False,
 }

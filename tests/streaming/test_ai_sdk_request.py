@@ -1,6 +1,7 @@
 """Reading what the AI SDK's transport posts: what is new in the chat, as engine inputs."""
 
 import pytest
+from pydantic import ValidationError
 
 from agent_runtime.errors import InvalidRequest
 from streaming.engine.start import Regenerate, ToolDecision, ToolOutput, UserInput
@@ -118,6 +119,22 @@ def test_an_approval_response_without_the_decision_is_invalid() -> None:
     with pytest.raises(InvalidRequest) as caught:
         ai_sdk_turn_inputs(chat, pending_call_ids=(), undecided_call_ids={"g1"})
     assert caught.value.errors[0]["field"] == "messages.parts.approval.approved"
+
+
+def test_an_approval_reason_has_the_limit_of_every_wire_format() -> None:
+    """At most 10,000 characters, as the seed format's and AG-UI's decisions."""
+
+    def decided(reason: str) -> dict:
+        approval = {"id": "g1", "approved": False, "reason": reason}
+        return {
+            "id": "a1",
+            "role": "assistant",
+            "parts": [_tool("g1", "approval-responded", approval=approval)],
+        }
+
+    with pytest.raises(ValidationError, match="reason"):
+        _chat(USER, decided("x" * 10_001))
+    _chat(USER, decided("x" * 10_000))
 
 
 def test_on_disconnect_continues_unless_asked() -> None:
