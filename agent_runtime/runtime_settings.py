@@ -70,8 +70,11 @@ RUN_BROKER = env.str(
     if REDIS_URL
     else "streaming.runs.broker.InProcessBroker",
 )
-# Redis only: events are written at most this often, several turns' events in one round trip.
+# Redis only: the events of a turn that a reader on another worker asked for are written this
+# soon after they happen, several turns' events in one round trip.
 RUN_EVENTS_FLUSH_SECONDS = env.float("RUN_EVENTS_FLUSH_SECONDS", default=0.002)
+# Redis only: the events of a turn that no reader elsewhere asked for, this soon.
+RUN_EVENTS_UNFOLLOWED_FLUSH_SECONDS = env.float("RUN_EVENTS_UNFOLLOWED_FLUSH_SECONDS", default=0.05)
 # Redis only: the most entries a turn's stream keeps (each holds the events of one flush).
 RUN_EVENTS_MAX_ENTRIES = env.int("RUN_EVENTS_MAX_ENTRIES", default=100_000)
 

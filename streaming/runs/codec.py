@@ -24,18 +24,14 @@ _EVENT_TYPES: dict[str, Any] = {
 }
 
 
-def events_encode(first: int, events: list[TurnEvent], *, compact: bool = False) -> bytes:
-    """Events as bytes: ``[first n, [[type name, fields], ...]]``. ``compact`` writes a text
-    delta as its bare text, which costs a fraction of a dataclass's serialization (``Run.pack``
-    does it for every token); the Redis broker's entries keep the full form, which workers of
-    earlier versions read."""
-    if compact:
-        items = [
-            event.text if type(event) is TextDelta else [type(event).__name__, event]  # type: ignore[union-attr]
-            for event in events
-        ]
-    else:
-        items = [[type(event).__name__, event] for event in events]
+def events_encode(first: int, events: list[TurnEvent]) -> bytes:
+    """Events as bytes: ``[first n, [item, ...]]``, an item being a text delta's bare text
+    (a fraction of a dataclass's serialization, for the commonest event) or ``[type name,
+    fields]``."""
+    items = [
+        event.text if type(event) is TextDelta else [type(event).__name__, event]  # type: ignore[union-attr]
+        for event in events
+    ]
     return orjson.dumps([first, items])
 
 

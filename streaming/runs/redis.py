@@ -1,21 +1,26 @@
 """The Redis Streams broker: every run's log copied to Redis, readable from any worker or host.
 
 Per session, a hash ``agent_runtime:run:<session_id>`` names the current run (``turn``,
-``base``, ``started``, and ``ended``: the id of the turn once it ended); per turn, a stream
-``agent_runtime:run:<session_id>:<turn>`` holds its events. One task per process writes, at
-most every ``RUN_EVENTS_FLUSH_SECONDS``, the new events of all its runs in one script call: each
-entry holds the events of one run since the last write, and its id is ``<n of its last
-event>-0`` (``<n>-1`` for an end mark without events), so that ``XREAD`` from ``<n>-0``
-returns exactly what follows event ``n``. Nothing is written to the database per event. When
-Redis fails, the runs go on and are stored; only their copies in Redis stop. Readers of live
-runs are served by one ``XREAD`` per process (``streaming.runs.redis_follow``).
+``base``, ``started``, ``ended``: the id of the turn once it ended, and ``owner``: the request
+stream of the worker that runs it); per turn, a stream ``agent_runtime:run:<session_id>:<turn>``
+holds its events. Each entry holds the events of one run since the last write
+(``streaming.runs.redis_write``), and its id is ``<n of its last event>-0`` (``<n>-1`` for an
+end mark without events), so that ``XREAD`` from ``<n>-0`` returns exactly what follows event
+``n``. Nothing is written to the database per event. When Redis fails, the runs go on and are
+stored; only their copies in Redis stop.
+
+A reader of a run on another worker first asks that worker, through its request stream, to
+write the run at once and promptly from then on, and waits (at most ``OWNER_REPLY_SECONDS``)
+until it has: what it reads is then as fresh as what the run's own client saw. Readers of live
+runs are served by one ``XREAD`` per process (``streaming.runs.redis_follow``); readers of this
+process's own runs read them from memory.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 
@@ -27,78 +32,23 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from agent_runtime.errors import BrokerUnavailable
-from streaming.runs.broker import RunBroker, RunInfo
-from streaming.runs.codec import events_decode, events_encode
+from streaming.runs.broker import RunBroker, RunInfo, run_info_of
+from streaming.runs.codec import events_decode
 from streaming.runs.memory import release_freed_memory_soon
-from streaming.runs.redis_follow import Followers
+from streaming.runs.redis_follow import REQUESTS_MAX_ENTRIES, Followers
+from streaming.runs.redis_write import PREFIX, RunWriter
 from streaming.runs.run import Logged, Run
 
 logger = logging.getLogger(__name__)
 
-PREFIX = "agent_runtime:run:"
+#: The lists on which a worker tells a reader that it wrote the run asked for.
+REPLY_PREFIX = "agent_runtime:reply:"
+#: The longest a reader waits for the worker of a run it asked for (a busy or dead one).
+OWNER_REPLY_SECONDS = 0.5
 
 
 def _keys(session_id: str, turn_id: str) -> tuple[str, str]:
     return PREFIX + session_id, f"{PREFIX}{session_id}:{turn_id}"
-
-
-# One write of every changed run's news, in one round trip. ``ARGV[4]`` holds, per run, its
-# session id and turn id (its keys; ``PREFIX`` is ARGV[5]), an op string and the ops' fields,
-# each ended by a newline (none holds one: session ids are validated, orjson escapes it):
-# ``h`` turn, base, started: the new run's hash; ``x`` entry id, events: an entry; ``X`` the
-# same, ending the run; ``e`` turn: the run ended, its keys expire in ARGV[2] seconds; ``r``:
-# its keys expire in ARGV[3] seconds (a running run's, refreshed). One command with five
-# arguments, not a pipeline of several commands per run: the client's CPU goes per command and
-# per argument (packing, reading replies), not per byte. (The keys are not declared: right for
-# one Redis server, not for Redis Cluster, which the pipeline across runs did not suit either.)
-_WRITE = """
-local maxlen, ttl, running_ttl, news, PREFIX = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local at = 1
-local function field()
-  local stop = string.find(news, '\\n', at, true)
-  local value = string.sub(news, at, stop - 1)
-  at = stop + 1
-  return value
-end
-while at <= #news do
-  local meta = PREFIX .. field()
-  local stream = meta .. ':' .. field()
-  local ops = field()
-  for i = 1, #ops do
-    local op = string.sub(ops, i, i)
-    if op == 'h' then
-      local turn, base, started = field(), field(), field()
-      redis.call('HSET', meta, 'turn', turn, 'base', base, 'started', started, 'ended', '')
-    elseif op == 'x' then
-      local id, events = field(), field()
-      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id, 'e', events)
-    elseif op == 'X' then
-      local id, events = field(), field()
-      redis.call('XADD', stream, 'MAXLEN', '~', maxlen, id, 'e', events, 'end', 1)
-    elseif op == 'e' then
-      redis.call('HSET', meta, 'ended', field())
-      redis.call('EXPIRE', meta, ttl)
-      redis.call('EXPIRE', stream, ttl)
-    elseif op == 'r' then
-      redis.call('EXPIRE', meta, running_ttl)
-      redis.call('EXPIRE', stream, running_ttl)
-    end
-  end
-end
-return 0
-"""
-
-
-class _Copy:
-    """How much of one run is in Redis."""
-
-    __slots__ = ("ids", "refreshed_at", "turn", "written")
-
-    def __init__(self, run: Run) -> None:
-        self.ids = f"{run.session_id}\n{run.turn_id}".encode()
-        self.turn = run.turn_id.encode()
-        self.written = -1  # -1: not even its hash
-        self.refreshed_at = 0.0
 
 
 class RedisBroker(RunBroker):
@@ -111,119 +61,40 @@ class RedisBroker(RunBroker):
             socket_timeout=settings.HEARTBEAT_SECONDS + 10,
             retry=Retry(NoBackoff(), 1),
         )
-        self._followers = Followers(self.client, settings.REDIS_URL)
-        self._write_script = self.client.register_script(_WRITE)
-        self._copies: dict[Run, _Copy] = {}
-        #: The runs changed since the last write, in order (a dict as an ordered set).
-        self._changed_runs: dict[Run, None] = {}
-        self._swept_at = 0.0
-        self._wake = asyncio.Event()
-        self._writer: asyncio.Task[None] | None = None
+        self._followers = Followers(
+            self.client,
+            settings.REDIS_URL,
+            serving=lambda: self._writer.copying,
+            on_request=self._asked,
+        )
+        self._writer = RunWriter(self.client, settings.REDIS_URL, owner=self._followers.key)
+
+    @property
+    def requests_key(self) -> bytes:
+        """This process's request stream, also the client name of its reading connection."""
+        return self._followers.key
 
     # Writing. ---------------------------------------------------------------------------------
 
     def run_started(self, run: Run) -> None:
-        self._copies[run] = _Copy(run)
         run.on_end.append(release_freed_memory_soon)
-        changed = self._changed_runs
-        wake = self._wake
+        self._writer.run_started(run)
+        self._followers.serve()  # for other workers' requests
 
-        def on_change() -> None:  # per event: as little as can be
-            changed[run] = None
-            wake.set()
-
-        run.on_change = on_change
-        if self._writer is None or self._writer.done():
-            # A fresh context: the writer outlives the request that started it.
-            self._writer = asyncio.get_running_loop().create_task(
-                self._write_loop(), context=contextvars.Context()
-            )
-        on_change()
-
-    async def _write_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self._copies:
-            await self._wake.wait()
-            self._wake.clear()
-            began = loop.time()
-            await self._write(began)
-            pause = settings.RUN_EVENTS_FLUSH_SECONDS - (loop.time() - began)
-            if pause > 0:
-                await asyncio.sleep(pause)
-
-    async def _write(self, now: float) -> None:
-        """One command with the news of every changed run; then forget the runs that ended."""
-        ttl = int(settings.RUN_EVENTS_TTL_SECONDS)
-        # While a run goes on its keys are refreshed; a dead worker's expire by themselves.
-        running_ttl = ttl + int(settings.TURN_LEASE_SECONDS)
-        runs = self._changed_runs.copy()  # the runs' hooks hold the dict itself
-        self._changed_runs.clear()
-        if now - self._swept_at > running_ttl / 3:  # the quiet runs' keys too
-            self._swept_at = now
-            runs.update(dict.fromkeys(self._copies))
-        news: list[bytes] = []
-        written: list[tuple[Run, int, bool]] = []
-        for run in runs:
-            copy = self._copies.get(run)
-            if copy is None:  # forgotten since it changed
-                continue
-            count, ended = len(run.log), run.ended
-            first = max(copy.written, 0)
-            ops = b""
-            at = len(news)
-            news.append(ops)
-            if copy.written < 0:
-                ops += b"h"
-                news += (copy.turn, b"%d" % run.base, run.started_at.isoformat().encode())
-            if count > first:
-                ops += b"X" if ended else b"x"
-                news += (b"%d-0" % count, events_encode(first + 1, run.log[first:count]))
-            elif ended:  # an end mark without events
-                ops += b"X"
-                news += (b"%d-1" % count, events_encode(count + 1, []))
-            if ended:
-                # The turn's id, not a flag: a newer turn may already have taken the hash.
-                ops += b"e"
-                news.append(copy.turn)
-            elif now - copy.refreshed_at > running_ttl / 3 or (first == 0 and count):
-                # Also when its stream is new, so that it never lives without a TTL.
-                copy.refreshed_at = now
-                ops += b"r"
-            if not ops:
-                news.pop()
-                continue
-            news[at] = ops
-            news.insert(at, copy.ids)
-            written.append((run, count, ended))
-        if not written:
-            return
-        news.append(b"")
-        args = (settings.RUN_EVENTS_MAX_ENTRIES, ttl, running_ttl, b"\n".join(news), PREFIX)
-        try:
-            await self._write_script(args=args)
-        except (RedisError, OSError):
-            logger.warning("event broker: writing to Redis failed", exc_info=True)
-            # Their copies now have a gap: stop copying these runs; they still run and store.
-            for run, _, _ in written:
-                self._forget(run)
-            return
-        for run, count, ended in written:
-            copy = self._copies.get(run)
-            if copy is None:
-                continue
-            copy.written = count
-            if ended:  # as it was when written: it may have ended since, unwritten
-                self._forget(run)
-
-    def _forget(self, run: Run) -> None:
-        self._copies.pop(run, None)
-        run.on_change = None
+    def _asked(self, session_id: str, turn_id: str, reply: bytes) -> None:
+        self._writer.ask(session_id=session_id, turn_id=turn_id, reply=reply)
 
     # Reading. ---------------------------------------------------------------------------------
 
     async def run_info(self, *, session_id: str) -> RunInfo | None:
+        local = self._writer.runs.get(session_id)
+        if local is not None:
+            return run_info_of(local)
         try:
             meta = await self.client.hgetall(PREFIX + session_id)
+            running_elsewhere = meta and meta[b"ended"] != meta[b"turn"] and meta.get(b"owner")
+            if running_elsewhere and await self._ask(meta[b"owner"], session_id, meta[b"turn"]):
+                meta = await self.client.hgetall(PREFIX + session_id)  # as fresh as its run
             if not meta:
                 return None
             turn_id = meta[b"turn"].decode()
@@ -241,7 +112,22 @@ class RedisBroker(RunBroker):
             ended=meta[b"ended"] == meta[b"turn"],
         )
 
+    async def _ask(self, owner: bytes, session_id: str, turn: bytes) -> bool:
+        """Asks the worker of a live run to write it now and promptly from then on; whether it
+        did within ``OWNER_REPLY_SECONDS``."""
+        reply = f"{REPLY_PREFIX}{uuid.uuid4().hex}"
+        asked = await self.client.xadd(
+            owner,
+            {b"s": session_id, b"t": turn, b"r": reply},
+            maxlen=REQUESTS_MAX_ENTRIES,
+            nomkstream=True,  # its worker is gone: nobody would answer
+        )
+        return asked is not None and bool(await self.client.blpop([reply], OWNER_REPLY_SECONDS))
+
     def run_read(self, *, info: RunInfo, after: int) -> AsyncIterator[Logged]:
+        local = self._writer.runs.get(info.session_id)
+        if local is not None and local.turn_id == info.turn_id:
+            return local.follow(after, max_lag=settings.RUN_READER_MAX_LAG_EVENTS)
         meta, stream = _keys(info.session_id, info.turn_id)
         if info.ended:
             return self._read_ended(stream, base=info.base, after=after)

@@ -5,9 +5,13 @@ in one ``XREAD`` over every stream this process follows and hands each entry to 
 readers. A reader that joins behind the shared cursor, or lets more than
 ``RUN_READER_MAX_LAG_EVENTS`` entries pile up, reads what it lacks by ``XRANGE`` at its own
 pace; each reader skips events it already has by their number, so that it gets every event
-once, in order. The ``XREAD`` also covers a stream of the process's own (``WAKE_PREFIX``): a
-reader of a stream that the ``XREAD`` in flight does not cover adds an entry to it, so that the
-next ``XREAD`` does. (Stream commands only: ``CLIENT UNBLOCK`` would need ``@admin``.)
+once, in order.
+
+The ``XREAD`` also covers the process's request stream (``REQUESTS_PREFIX``), so the task runs
+while the process follows a stream or runs turns. Other workers ask there for a run of this
+process (``streaming.runs.redis_write.RunWriter.ask``); a reader of a stream that the ``XREAD``
+in flight does not cover adds an entry there too, so that the next ``XREAD`` does. (Stream
+commands only: ``CLIENT UNBLOCK`` would need ``@admin``.)
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as redis
@@ -32,8 +36,13 @@ from streaming.runs.run import Logged
 #: Entries per stream in one read.
 CHUNK = 512
 
-#: The streams that wake a process's reading task, one per process.
-WAKE_PREFIX = "agent_runtime:readers:"
+#: The streams that wake a process's reading task and carry other workers' requests, one per
+#: process.
+REQUESTS_PREFIX = "agent_runtime:worker:"
+#: The most entries a request stream keeps (about: trimmed approximately).
+REQUESTS_MAX_ENTRIES = 1000
+#: How long a request stream outlives the last sign of its process, in seconds.
+REQUESTS_TTL_SECONDS = 90
 
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
 
@@ -76,21 +85,35 @@ class _Stream:
 class Followers:
     """The live readers of one process and the task that reads for all of them."""
 
-    def __init__(self, client: redis.Redis, url: str) -> None:
+    def __init__(
+        self,
+        client: redis.Redis,
+        url: str,
+        *,
+        serving: Callable[[], bool],
+        on_request: Callable[[str, str, bytes], None],
+    ) -> None:
         #: For the readers' own reads and for waking the reading task.
         self.client = client
+        #: This process's request stream; also the name of the reading connection.
+        self.key = f"{REQUESTS_PREFIX}{uuid.uuid4().hex}".encode()
         # Its own connection (a pool of one): it is blocked in XREAD most of the time.
         self.reading = redis.Redis.from_url(
             url,
+            client_name=self.key.decode(),
             max_connections=1,
             socket_connect_timeout=1.0,
             # Above the longest XREAD BLOCK, so that a quiet run is not taken for a dead server.
             socket_timeout=settings.HEARTBEAT_SECONDS + 10,
             retry=Retry(NoBackoff(), 1),
         )
-        self._wake_key = f"{WAKE_PREFIX}{uuid.uuid4().hex}".encode()
-        #: The last wake entry the task saw: it returns at once for any later one.
-        self._wake_cursor = b"0-0"
+        #: The last request the task saw: it returns at once for any later one.
+        self._requests_cursor = b"0-0"
+        self._requests_refreshed_at = 0.0
+        #: Whether the process runs turns (the task must then serve requests).
+        self._serving = serving
+        #: Called with a request's session id, turn id and reply list (empty: none).
+        self._on_request = on_request
         self._streams: dict[bytes, _Stream] = {}
         #: The streams of the ``XREAD`` in flight, if any.
         self._listening: dict[bytes, bytes] = {}
@@ -157,12 +180,16 @@ class Followers:
             followed = self._streams[key] = _Stream(cursor)
         reader = _Reader(behind=followed.cursor != cursor)
         followed.readers.add(reader)
+        self.serve()
+        return reader
+
+    def serve(self) -> None:
+        """Makes sure the reading task runs."""
         if self._task is None:
             # A fresh context: the task outlives the request that started it.
             self._task = asyncio.get_running_loop().create_task(
                 self._read_loop(), context=contextvars.Context()
             )
-        return reader
 
     def _leave(self, key: bytes, reader: _Reader) -> None:
         followed = self._streams.get(key)
@@ -181,38 +208,49 @@ class Followers:
             return  # the next XREAD is built from the streams followed now
         try:
             async with self.client.pipeline(transaction=False) as pipe:
-                pipe.xadd(self._wake_key, {b"w": b""}, maxlen=1, approximate=False)
-                # Gone soon after its process: only readers that join refresh it.
-                pipe.expire(self._wake_key, int(settings.HEARTBEAT_SECONDS) + 60)
+                pipe.xadd(self.key, {b"w": b""}, maxlen=REQUESTS_MAX_ENTRIES)
+                pipe.expire(self.key, REQUESTS_TTL_SECONDS)
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             raise BrokerUnavailable() from exc
 
     async def _read_loop(self) -> None:
         block_ms = max(int(settings.HEARTBEAT_SECONDS * 1000), 1)
-        wake = self._wake_key
-        while self._streams:
-            streams = {wake: self._wake_cursor}
+        requests = self.key
+        loop = asyncio.get_running_loop()
+        while True:
+            streams = {requests: self._requests_cursor}
             for key, followed in self._streams.items():
                 streams[key] = followed.cursor
             self._listening = streams
             try:
+                pipe = self.reading.pipeline(transaction=False)
+                refresh = loop.time() - self._requests_refreshed_at > REQUESTS_TTL_SECONDS / 4
+                if refresh:  # it lives while this task does; other workers look for it
+                    pipe.xadd(requests, {b"w": b""}, maxlen=REQUESTS_MAX_ENTRIES)
+                    pipe.expire(requests, REQUESTS_TTL_SECONDS)
                 # Before Redis 7.2 a blocked XREAD over several streams is answered with the
                 # first stream that got an entry only: a second XREAD, queued behind it, takes
                 # every stream the same write filled, in the same round trip.
-                pipe = self.reading.pipeline(transaction=False)
                 pipe.xread(streams, block=block_ms, count=CHUNK)
                 pipe.xread(streams, count=CHUNK)
-                woken, ready = await pipe.execute()
+                *_, woken, ready = await pipe.execute()
             except (RedisError, OSError) as exc:
                 self._listening = {}
                 self._fail(exc)
                 return
+            if refresh:
+                self._requests_refreshed_at = loop.time()
             self._listening = {}
+            if not (ready or woken) and not self._streams and not self._serving():
+                # A whole block with nothing to do: nobody needs it now. (It does not stop as
+                # soon as its last run ends: a worker may have seen that run running and ask.)
+                break
             # From the same cursors: the later reply has all of the earlier one.
             for key, entries in ready or woken or ():
-                if key == wake:
-                    self._wake_cursor = entries[-1][0]
+                if key == requests:
+                    self._requests_cursor = entries[-1][0]
+                    self._serve_requests(entries)
                     continue
                 followed = self._streams.get(key)
                 if followed is None or not entries:
@@ -221,6 +259,13 @@ class Followers:
                 for reader in followed.readers:
                     reader.hand(entries)
         self._task = None
+
+    def _serve_requests(self, entries: Entries) -> None:
+        for _, fields in entries:
+            session_id = fields.get(b"s")
+            if session_id is not None:  # not a wake-up
+                turn_id = fields.get(b"t", b"").decode()
+                self._on_request(session_id.decode(), turn_id, fields.get(b"r", b""))
 
     def _fail(self, error: BaseException) -> None:
         """Redis failed: every reader ends; the next to join starts a new task."""

@@ -104,7 +104,7 @@ class Run:
         """Keep an ended run's events as bytes, compressed from ``PACK_COMPRESS_MIN_BYTES``
         on: a few percent of the objects' memory (a model's text compresses about threefold)."""
         if self.ended and self.packed is None:
-            packed = events_encode(1, self.log, compact=True)
+            packed = events_encode(1, self.log)
             self._compressed = len(packed) >= PACK_COMPRESS_MIN_BYTES
             self.packed = zlib.compress(packed, 1) if self._compressed else packed
             self._packed_count = len(self.log)

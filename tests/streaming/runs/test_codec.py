@@ -17,13 +17,13 @@ def test_every_event_type_round_trips() -> None:
     assert events_decode(events_encode(1, events)) == (1, events)
 
 
-def test_the_compact_form_round_trips_and_writes_text_deltas_bare() -> None:
+def test_text_deltas_are_written_bare() -> None:
     events = [
         TextDelta("a\nb"),
         TextDelta(""),
         ToolCallReady("c1", "calc", {"x": 1}, "server", approval_required=True),
         TurnFinished("complete", "tool_calls", {}, awaiting_approval=["c1"]),
     ]
-    raw = events_encode(1, events, compact=True)
+    raw = events_encode(1, events)
     assert raw.startswith(b'[1,["a\\nb","",["ToolCallReady"')
     assert events_decode(raw) == (1, events)

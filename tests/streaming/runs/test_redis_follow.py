@@ -51,15 +51,18 @@ async def live_info(reader: RedisBroker, run: Run) -> RunInfo:
     raise AssertionError("the run's first event never reached Redis")
 
 
-async def blocked_xreads(reader: RedisBroker) -> int:
-    clients = await reader.client.client_list()
-    return sum("b" in c["flags"] and c["cmd"] == "xread" for c in clients)
+async def blocked_xreads(reader: RedisBroker, via: RedisBroker | None = None) -> int:
+    """How many of ``reader``'s connections are blocked in XREAD (seen through ``via``'s
+    client, for a reader whose Redis user may not list clients)."""
+    clients = await (via or reader).client.client_list()
+    name = reader.requests_key.decode()
+    return sum("b" in c["flags"] and c["cmd"] == "xread" and c["name"] == name for c in clients)
 
 
-async def until_blocked(reader: RedisBroker) -> None:
+async def until_blocked(reader: RedisBroker, via: RedisBroker | None = None) -> None:
     """Until a read blocks in XREAD (a wait, not a speed check)."""
     for _ in range(1000):
-        if await blocked_xreads(reader):
+        if await blocked_xreads(reader, via):
             return
         await asyncio.sleep(0.01)
     raise AssertionError("no reader ever blocked in XREAD")
@@ -206,7 +209,7 @@ async def test_a_redis_user_without_admin_commands_serves_live_readers(
         script.queue.put_nowait(TextDelta("first"))
     infos = [await live_info(reader, run) for run in runs]
     first = asyncio.ensure_future(collect(reader.run_read(info=infos[0], after=0)))
-    await until_blocked(admin)
+    await until_blocked(reader, via=admin)
     # The XREAD in flight does not cover the second run's stream, and the first run stays
     # quiet: only the wake makes the next XREAD cover it.
     second = asyncio.ensure_future(collect(reader.run_read(info=infos[1], after=0)))

@@ -159,7 +159,7 @@ async def test_a_packed_run_reads_back_the_same_events_compressed_or_not(text: s
         script.queue.put_nowait(event)
     script.queue.put_nowait(None)
     await run.task
-    raw = events_encode(1, run.log, compact=True)
+    raw = events_encode(1, run.log)
     run.pack()
     assert run.packed is not None
     if len(raw) < PACK_COMPRESS_MIN_BYTES:
