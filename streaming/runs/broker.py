@@ -143,7 +143,7 @@ class InProcessBroker(RunBroker):
         run = self._runs.get(info.session_id)
         if run is None or run.turn_id != info.turn_id:
             return
-        async for item in run.follow(after, max_lag=settings.RUN_READER_MAX_LAG_EVENTS):
+        async for item in run.read(after):
             yield item
 
     async def available(self) -> bool:

@@ -127,7 +127,7 @@ class RedisBroker(RunBroker):
     def run_read(self, *, info: RunInfo, after: int) -> AsyncIterator[Logged]:
         local = self._writer.runs.get(info.session_id)
         if local is not None and local.turn_id == info.turn_id:
-            return local.follow(after, max_lag=settings.RUN_READER_MAX_LAG_EVENTS)
+            return local.read(after)
         meta, stream = _keys(info.session_id, info.turn_id)
         if info.ended:
             return self._read_ended(stream, base=info.base, after=after)

@@ -85,7 +85,7 @@ return 0
 class _Copy:
     """How much of one run is in Redis, and how soon its news must follow."""
 
-    __slots__ = ("asked", "ids", "refreshed_at", "replies", "turn", "urgent", "written")
+    __slots__ = ("asked", "ids", "refreshed_at", "replies", "turn", "written")
 
     def __init__(self, run: Run) -> None:
         self.ids = f"{run.session_id}\n{run.turn_id}".encode()
@@ -94,8 +94,6 @@ class _Copy:
         self.refreshed_at = 0.0
         #: A reader on another worker asked for it: written promptly until it ends.
         self.asked = False
-        #: Its news goes in the next prompt write (a new run, an asked one).
-        self.urgent = True
         #: The lists of readers waiting for its next write.
         self.replies: list[bytes] = []
 
@@ -134,7 +132,8 @@ class RunWriter:
         def on_change() -> None:  # per event: as little as can be
             changed[run] = None
             news.set()
-            if copy.urgent or run.ended:
+            # Prompt: a run asked for, one not yet in Redis at all, its end.
+            if copy.asked or copy.written < 0 or run.ended:
                 urgent_news.set()
 
         run.on_change = on_change
@@ -152,18 +151,18 @@ class RunWriter:
         """A reader on another worker asked for a run: write it promptly from now on; push to
         ``reply`` (if any) once its news so far is in Redis."""
         run = self.runs.get(session_id)
-        copy = None if run is None or run.turn_id != turn_id else self._copies.get(run)
-        if copy is None or run is None:
+        if run is None or run.turn_id != turn_id:
             if reply:  # all of it is in Redis already, or never will be
                 self._unknown += (f"{session_id}\n{turn_id}".encode(), b"p", reply)
                 self._start()
                 self._news.set()
                 self._urgent_news.set()
             return
-        copy.asked = copy.urgent = True
+        copy = self._copies[run]  # ``runs`` holds the runs being copied
+        copy.asked = True
         if reply:
             copy.replies.append(reply)
-        if run.on_change is not None:
+        if run.on_change is not None:  # set while it is copied
             run.on_change()
 
     @property
@@ -225,7 +224,6 @@ class RunWriter:
             return
         for run, copy, count, ended in written:
             copy.written = count
-            copy.urgent = copy.asked
             if ended:  # as it was when written: it may have ended since, unwritten
                 self._forget(run)
 
@@ -239,8 +237,8 @@ class RunWriter:
         fields: list[bytes] = []
         if copy.written < 0:
             ops += b"h"
-            fields += (copy.turn, b"%d" % run.base, run.started_at.isoformat().encode())
-            fields.append(self.owner)
+            started = run.started_at.isoformat().encode()
+            fields += (copy.turn, b"%d" % run.base, started, self.owner)
         if count > first:
             ops += b"X" if ended else b"x"
             fields += (b"%d-0" % count, events_encode(first + 1, run.log[first:count]))

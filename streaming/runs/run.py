@@ -220,6 +220,11 @@ class Run:
         self._waiters.append(waiter)
         await waiter
 
+    def read(self, after: int = 0) -> AsyncIterator[Logged]:
+        """A reader the turn does not wait for (every one but the one that drives it): it is
+        dropped (``ReaderLagging``) when it falls ``RUN_READER_MAX_LAG_EVENTS`` behind."""
+        return self.follow(after, max_lag=settings.RUN_READER_MAX_LAG_EVENTS)
+
     async def follow(self, after: int = 0, *, max_lag: int | None = None) -> AsyncIterator[Logged]:
         """The events after the ``after``-th, then each as it comes, until the run ends.
 
@@ -266,7 +271,7 @@ def run_first_reader(run: Run, *, on_disconnect: str) -> AsyncIterator[Logged]:
         run.watch_unread(settings.STREAM_IDLE_WRITE_TIMEOUT_SECONDS)
         return run.drive()
     run.drive_in_task()
-    return run.follow(max_lag=settings.RUN_READER_MAX_LAG_EVENTS)
+    return run.read()
 
 
 async def numbered(events: AsyncIterator[TurnEvent]) -> AsyncIterator[Logged]:
